@@ -1,0 +1,128 @@
+// The controller side of a platoon job.
+//
+// Subclass Lieutenant, implement handle_control(), then:
+//
+//   MyController controller;
+//   controller.init_control(5567);   // tcp://127.0.0.1:5567
+//   controller.serve();              // until the job is over
+//
+// One ROUTER socket serves every worker; serve() sleeps in poll() between
+// messages (no busy spinning) and wakes up at least every Options::tick to
+// check on the workers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "platoon/log.hpp"
+#include "platoon/process.hpp"
+#include "platoon/protocol.hpp"
+#include "platoon/security.hpp"
+
+namespace platoon {
+
+/// What the controller knows about one registered worker.
+struct WorkerInfo {
+  int id = -1;             ///< assigned at registration, from 0 in order of arrival
+  std::string host;        ///< host the worker runs on
+  ProcessId process;       ///< its process on that host
+  bool creator = false;    ///< it was told to create the central parameters
+  std::chrono::steady_clock::time_point last_seen{};
+};
+
+/// Base class of a controller. See the file comment for the life cycle.
+class Lieutenant {
+ public:
+  struct Options {
+    /// Job id; empty generates one unique to this run ("u<uid>-<pid>-<random>"),
+    /// so two jobs never share a segment, even on the same port.
+    std::string job_id;
+    /// Upper bound on one sleep of serve(): how quickly stop() and lost
+    /// workers are noticed.
+    std::chrono::milliseconds tick{100};
+    /// Turn SIGINT and SIGTERM into a clean end of serve(). The signals are
+    /// blocked in the serving thread and read through a signalfd.
+    bool handle_signals = true;
+    /// Requests larger than this get an error reply.
+    std::size_t max_message_bytes = protocol::kDefaultMaxMessageBytes;
+    /// A worker silent for this long, or whose process is gone, is lost.
+    std::chrono::milliseconds worker_timeout{2000};
+    /// Required to bind to anything but loopback.
+    CurveServerKeys curve;
+  };
+
+  Lieutenant();
+  explicit Lieutenant(Options options);
+  virtual ~Lieutenant();
+  Lieutenant(const Lieutenant&) = delete;
+  Lieutenant& operator=(const Lieutenant&) = delete;
+
+  /// Binds the control socket to tcp://127.0.0.1:`port` (0 picks a free port;
+  /// see port()). Throws ResourceError naming the endpoint if it is taken.
+  void init_control(int port);
+  /// Binds to a full ZeroMQ endpoint. Anything but a loopback address
+  /// requires Options::curve, or throws Error.
+  void init_control(const std::string& endpoint);
+
+  /// The endpoint as bound, with the real port ("tcp://127.0.0.1:41234").
+  [[nodiscard]] const std::string& endpoint() const;
+  /// The bound TCP port.
+  [[nodiscard]] int port() const;
+  /// This job's id; the shared segment is named after it.
+  [[nodiscard]] const std::string& job_id() const;
+
+  /// Serves requests until the job is over: end_job() was called and every
+  /// registered worker has left (done or lost); or stop(), SIGINT or SIGTERM.
+  /// On return the job's shared segment has been removed.
+  void serve();
+
+  /// Makes serve() return within one tick. Safe from any thread.
+  void stop() noexcept;
+
+  /// Declares that the job is over: no new worker may join, and serve()
+  /// returns once every registered worker has left. Call it from
+  /// handle_control() when answering the first "stop".
+  void end_job();
+  [[nodiscard]] bool job_ending() const;
+
+  /// Whether the first worker has initialized the central parameters.
+  [[nodiscard]] bool params_ready() const;
+  /// The workers registered now.
+  [[nodiscard]] std::vector<WorkerInfo> workers() const;
+
+  /// Handles one request frame exactly as serve() does and returns the reply
+  /// frame. Never throws for bad input: it becomes an error reply. For tests
+  /// and the fuzz target; serve() is the way to run a job.
+  std::string handle_frame(std::string_view frame);
+
+ protected:
+  /// Answers one user request. Any JSON may be returned. An exception becomes
+  /// an error reply to that worker (Soldier::send_req throws it there); the
+  /// controller keeps serving the others.
+  virtual nlohmann::json handle_control(const nlohmann::json& req, const WorkerInfo& worker,
+                                        const nlohmann::json& req_info) = 0;
+
+  /// Called when a worker has registered.
+  virtual void on_worker_joined(const WorkerInfo& worker);
+  /// Called when a worker has left normally (Soldier::close()).
+  virtual void on_worker_left(const WorkerInfo& worker);
+  /// Called when a worker died or went silent for Options::worker_timeout.
+  /// Default: log it. The job goes on with the others.
+  virtual void on_worker_lost(const WorkerInfo& worker, const std::string& reason);
+
+  /// The controller's logger ("[controller]").
+  [[nodiscard]] const Logger& log() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  friend struct Impl;
+};
+
+}  // namespace platoon

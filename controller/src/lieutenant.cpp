@@ -1,0 +1,333 @@
+#include "platoon/lieutenant.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <map>
+#include <random>
+#include <zmq.hpp>
+
+#include "platoon/error.hpp"
+#include "platoon/shared_segment.hpp"
+
+namespace platoon {
+
+namespace {
+
+std::string generate_job_id() {
+  std::random_device rd;
+  const auto random = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(random));
+  return str_cat("u", ::getuid(), "-", ::getpid(), "-", std::string(hex, 8));
+}
+
+bool is_loopback_endpoint(const std::string& endpoint) {
+  return endpoint.starts_with("tcp://127.") || endpoint.starts_with("tcp://localhost:") ||
+         endpoint.starts_with("tcp://[::1]:") || endpoint.starts_with("inproc://") ||
+         endpoint.starts_with("ipc://");
+}
+
+// Blocks SIGINT and SIGTERM in the calling thread and reads them through a
+// signalfd for as long as it lives; restores the previous mask after.
+class SignalWatch {
+ public:
+  explicit SignalWatch(bool enabled) {
+    if (!enabled) return;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &previous_);
+    fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd_ < 0) {
+      pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+      throw ResourceError("cannot create a signalfd for SIGINT/SIGTERM");
+    }
+  }
+  ~SignalWatch() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+    }
+  }
+  SignalWatch(const SignalWatch&) = delete;
+  SignalWatch& operator=(const SignalWatch&) = delete;
+
+  [[nodiscard]] int fd() const { return fd_; }
+  /// The signal received, or 0.
+  int read_signal() const {
+    signalfd_siginfo info{};
+    if (fd_ >= 0 && ::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
+      return static_cast<int>(info.ssi_signo);
+    return 0;
+  }
+
+ private:
+  int fd_ = -1;
+  sigset_t previous_{};
+};
+
+}  // namespace
+
+struct Lieutenant::Impl {
+  Lieutenant& owner;
+  Options options;
+  Logger log{"controller"};
+  std::string job_id;
+  ProcessId self = ProcessId::self();
+  zmq::context_t context{1};
+  std::unique_ptr<zmq::socket_t> socket;
+  std::string endpoint;
+  int port = 0;
+  std::atomic<bool> stop_requested{false};
+  bool ending = false;
+  bool params_ready = false;
+  bool keep_segment = false;  // the creator asked to keep the center after the job
+  int creator_id = -1;
+  int next_worker_id = 0;
+  std::map<int, WorkerInfo> workers;
+
+  Impl(Lieutenant& o, Options opts) : owner(o), options(std::move(opts)) {
+    job_id = options.job_id.empty() ? generate_job_id() : options.job_id;
+  }
+
+  std::string segment_name() const { return SharedSegment::name_for_job(job_id); }
+
+  nlohmann::json status() const {
+    nlohmann::json ids = nlohmann::json::array();
+    for (const auto& [id, w] : workers) ids.push_back(id);
+    return {{"job_id", job_id},       {"segment", segment_name()}, {"params_ready", params_ready},
+            {"ending", ending},       {"workers", ids},            {"controller_pid", self.pid}};
+  }
+
+  WorkerInfo& registered(const protocol::Request& r) {
+    if (!r.worker_id.is_number_integer())
+      throw ProtocolError(str_cat("worker_id ", r.worker_id.dump(), " is not a registered worker id"));
+    const int id = r.worker_id.get<int>();
+    auto it = workers.find(id);
+    if (it == workers.end())
+      throw ProtocolError(str_cat("worker ", id, " is not registered in job ", job_id, " (register first)"));
+    return it->second;
+  }
+
+  nlohmann::json register_worker(const protocol::Request& r) {
+    if (ending) throw ProtocolError(str_cat("job ", job_id, " is ending; no new worker may join"));
+    const nlohmann::json& info = r.req_info;
+    if (!info.is_object()) throw ProtocolError("platoon-register needs req_info {pid, start_ticks, host}");
+    WorkerInfo w;
+    try {
+      w.process.pid = info.at("pid").get<std::int64_t>();
+      w.process.start_ticks = info.value("start_ticks", std::uint64_t{0});
+      w.host = info.at("host").get<std::string>();
+    } catch (const nlohmann::json::exception& e) {
+      throw ProtocolError(str_cat("platoon-register req_info is malformed: ", e.what()));
+    }
+    w.id = next_worker_id++;
+    w.last_seen = std::chrono::steady_clock::now();
+    // The first worker to arrive while nobody is creating the center creates it.
+    if (!params_ready && (creator_id < 0 || !workers.contains(creator_id))) {
+      creator_id = w.id;
+      w.creator = true;
+    }
+    workers[w.id] = w;
+    log.info("worker ", w.id, " joined (pid ", w.process.pid, " on ", w.host, w.creator ? ", creates the center" : "",
+             ")");
+    owner.on_worker_joined(w);
+    return {{"worker_id", w.id},
+            {"job_id", job_id},
+            {"first", w.creator},
+            {"segment", segment_name()},
+            {"params_ready", params_ready},
+            {"controller", {{"pid", self.pid}, {"start_ticks", self.start_ticks}}}};
+  }
+
+  nlohmann::json framework_request(const std::string& name, const protocol::Request& r) {
+    if (name == protocol::kStatus) return status();
+    if (name == protocol::kRegister) return register_worker(r);
+    WorkerInfo& w = registered(r);
+    if (name == protocol::kHeartbeat) return {{"ending", ending}};
+    if (name == protocol::kParamsReady) {
+      if (!w.creator) throw ProtocolError(str_cat("worker ", w.id, " was not asked to create the center"));
+      params_ready = true;
+      if (r.req_info.is_object()) keep_segment = r.req_info.value("keep_segment", false);
+      log.info("central parameters are ready (created by worker ", w.id, ")");
+      return {{"params_ready", true}};
+    }
+    if (name == protocol::kDone) {
+      const WorkerInfo left = w;
+      workers.erase(left.id);
+      log.info("worker ", left.id, " is done");
+      owner.on_worker_left(left);
+      return {{"job_over", ending}};
+    }
+    throw ProtocolError(str_cat("unknown framework request '", name, "'"));
+  }
+
+  nlohmann::json answer(std::string_view frame) {
+    protocol::Request r;
+    try {
+      r = protocol::parse_request(frame, options.max_message_bytes);
+    } catch (const ProtocolError& e) {
+      return protocol::error_reply("bad-request", e.what());
+    }
+    try {
+      if (std::string name = r.framework_name(); !name.empty()) return framework_request(name, r);
+      WorkerInfo& w = registered(r);
+      return owner.handle_control(r.req, w, r.req_info);
+    } catch (const ProtocolError& e) {
+      return protocol::error_reply("bad-request", e.what());
+    } catch (const std::exception& e) {
+      log.error("handle_control failed for request ", r.req.dump(), ": ", e.what());
+      return protocol::error_reply("handler-error", e.what());
+    }
+  }
+
+  void touch(std::string_view frame) {
+    // Any message from a worker shows it is alive; parse only the id.
+    (void)frame;
+  }
+
+  void check_workers() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::pair<int, std::string>> lost;
+    const std::string here = host_name();
+    for (const auto& [id, w] : workers) {
+      if (w.host == here && !w.process.alive())
+        lost.emplace_back(id, str_cat("its process ", w.process.pid, " is gone"));
+    }
+    (void)now;
+    for (const auto& [id, reason] : lost) {
+      const WorkerInfo w = workers.at(id);
+      workers.erase(id);
+      if (w.creator && !params_ready) creator_id = -1;  // let the next worker create the center
+      owner.on_worker_lost(w, reason);
+    }
+  }
+
+  void receive_one() {
+    std::vector<zmq::message_t> parts;
+    while (true) {
+      zmq::message_t part;
+      if (!socket->recv(part, zmq::recv_flags::dontwait)) break;
+      const bool more = part.more();
+      parts.push_back(std::move(part));
+      if (!more) break;
+    }
+    // REQ peers send [routing id][empty][payload]; anything else is dropped,
+    // since there is no well-formed way to answer it.
+    if (parts.size() != 3 || parts[1].size() != 0) {
+      log.warn("dropped a malformed message of ", parts.size(), " frames");
+      return;
+    }
+    const std::string reply = owner.handle_frame(parts[2].to_string_view());
+    // The reply goes only to the socket that asked (its routing id).
+    try {
+      socket->send(parts[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      socket->send(zmq::message_t(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      socket->send(zmq::buffer(reply), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      log.warn("could not reply to a worker that has gone away: ", e.what());
+    }
+  }
+};
+
+Lieutenant::Lieutenant() : Lieutenant(Options{}) {}
+Lieutenant::Lieutenant(Options options) : impl_(std::make_unique<Impl>(*this, std::move(options))) {}
+Lieutenant::~Lieutenant() = default;
+
+void Lieutenant::init_control(int port) { init_control(str_cat("tcp://127.0.0.1:", port == 0 ? "*" : std::to_string(port))); }
+
+void Lieutenant::init_control(const std::string& endpoint) {
+  if (impl_->socket) throw Error(str_cat("init_control called twice (bound to ", impl_->endpoint, ")"));
+  const CurveServerKeys& curve = impl_->options.curve;
+  if (!is_loopback_endpoint(endpoint) && !curve.enabled())
+    throw Error(str_cat("refusing to bind the control endpoint '", endpoint,
+                        "' without CURVE keys: only loopback addresses may be used without encryption "
+                        "(set Lieutenant::Options::curve)"));
+  auto socket = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::router);
+  socket->set(zmq::sockopt::linger, 0);
+  socket->set(zmq::sockopt::router_mandatory, 1);
+  if (curve.enabled()) {
+    socket->set(zmq::sockopt::curve_server, 1);
+    socket->set(zmq::sockopt::curve_secretkey, curve.server.secret_key);
+  }
+  try {
+    socket->bind(endpoint);
+  } catch (const zmq::error_t& e) {
+    throw ResourceError(str_cat("cannot bind the control endpoint '", endpoint, "': ", e.what()));
+  }
+  impl_->endpoint = socket->get(zmq::sockopt::last_endpoint);
+  if (auto colon = impl_->endpoint.rfind(':'); colon != std::string::npos)
+    impl_->port = std::atoi(impl_->endpoint.c_str() + colon + 1);
+  impl_->socket = std::move(socket);
+  impl_->log.info("job ", impl_->job_id, " listening on ", impl_->endpoint);
+}
+
+const std::string& Lieutenant::endpoint() const { return impl_->endpoint; }
+int Lieutenant::port() const { return impl_->port; }
+const std::string& Lieutenant::job_id() const { return impl_->job_id; }
+void Lieutenant::stop() noexcept { impl_->stop_requested.store(true); }
+void Lieutenant::end_job() {
+  if (!impl_->ending) impl_->log.info("job is ending: waiting for ", impl_->workers.size(), " worker(s) to leave");
+  impl_->ending = true;
+}
+bool Lieutenant::job_ending() const { return impl_->ending; }
+bool Lieutenant::params_ready() const { return impl_->params_ready; }
+const Logger& Lieutenant::log() const { return impl_->log; }
+
+std::vector<WorkerInfo> Lieutenant::workers() const {
+  std::vector<WorkerInfo> out;
+  for (const auto& [id, w] : impl_->workers) out.push_back(w);
+  return out;
+}
+
+std::string Lieutenant::handle_frame(std::string_view frame) { return impl_->answer(frame).dump(); }
+
+void Lieutenant::on_worker_joined(const WorkerInfo&) {}
+void Lieutenant::on_worker_left(const WorkerInfo&) {}
+void Lieutenant::on_worker_lost(const WorkerInfo& worker, const std::string& reason) {
+  impl_->log.warn("worker ", worker.id, " (pid ", worker.process.pid, ") was lost: ", reason);
+}
+
+void Lieutenant::serve() {
+  if (!impl_->socket) throw Error("serve() called before init_control()");
+  SignalWatch signals(impl_->options.handle_signals);
+  zmq::pollitem_t items[2] = {{impl_->socket->handle(), 0, ZMQ_POLLIN, 0}, {nullptr, signals.fd(), POLLIN, 0}};
+  const int n_items = signals.fd() >= 0 ? 2 : 1;
+  auto next_check = std::chrono::steady_clock::now();
+  while (true) {
+    if (impl_->stop_requested.load()) {
+      impl_->log.info("stop requested");
+      break;
+    }
+    if (impl_->ending && impl_->workers.empty()) {
+      impl_->log.info("every worker has left: job ", impl_->job_id, " is over");
+      break;
+    }
+    zmq::poll(items, n_items, impl_->options.tick);
+    if (n_items == 2 && (items[1].revents & POLLIN)) {
+      const int signo = signals.read_signal();
+      impl_->log.info("received ", signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "a signal",
+                      ": stopping");
+      break;
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      // Drain what has arrived, a bounded number per wake-up.
+      for (int i = 0; i < 256 && (impl_->socket->get(zmq::sockopt::events) & ZMQ_POLLIN); ++i) impl_->receive_one();
+    }
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
+      impl_->check_workers();
+      next_check = now + impl_->options.tick;
+    }
+  }
+  if (impl_->keep_segment)
+    impl_->log.info("keeping shared-memory segment ", impl_->segment_name(), " as its creator asked");
+  else if (SharedSegment::remove(impl_->segment_name()))
+    impl_->log.info("removed shared-memory segment ", impl_->segment_name());
+}
+
+}  // namespace platoon

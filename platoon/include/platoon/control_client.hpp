@@ -1,0 +1,53 @@
+// The client end of the control channel: one request, one reply, each with a
+// bounded wait. Used by Soldier, platoon-launch and the tools.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "platoon/security.hpp"
+
+namespace platoon {
+
+/// Sends control requests to a controller over a ZeroMQ REQ socket.
+///
+/// A request that gets no reply within the timeout throws TimeoutError naming
+/// the endpoint and the time waited; the socket is then closed and a fresh
+/// one opened (a REQ socket that timed out cannot send again), so the client
+/// stays usable. Not thread-safe: one client per thread.
+class ControlClient {
+ public:
+  /// `endpoint` is a ZeroMQ endpoint such as "tcp://127.0.0.1:5567".
+  /// `curve` holds keys when the controller requires CURVE (see security.hpp).
+  ControlClient(std::string endpoint, std::chrono::milliseconds timeout, CurveClientKeys curve = {});
+  ~ControlClient();
+  ControlClient(ControlClient&&) noexcept;
+  ControlClient& operator=(ControlClient&&) noexcept;
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
+
+  /// Sends {"worker_id", "req", "req_info"} and returns the reply. An error
+  /// reply throws ProtocolError with the controller's message; no reply in
+  /// time throws TimeoutError.
+  nlohmann::json request(const nlohmann::json& worker_id, const nlohmann::json& req,
+                         const nlohmann::json& req_info = nullptr);
+
+  /// Same as request() with a different bound for this call only.
+  nlohmann::json request(const nlohmann::json& worker_id, const nlohmann::json& req, const nlohmann::json& req_info,
+                         std::chrono::milliseconds timeout);
+
+  [[nodiscard]] const std::string& endpoint() const;
+  [[nodiscard]] std::chrono::milliseconds timeout() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// "tcp://127.0.0.1:<port>": the default endpoint for a port.
+std::string loopback_endpoint(int port);
+
+}  // namespace platoon

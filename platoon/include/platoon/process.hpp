@@ -1,0 +1,25 @@
+// Facts about processes on this host, used to tell live owners of shared
+// state from dead ones (a pid alone can be reused; pid + start time cannot).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace platoon {
+
+/// Identity of a process: pid and its start time in clock ticks since boot
+/// (field 22 of /proc/<pid>/stat).
+struct ProcessId {
+  std::int64_t pid = 0;
+  std::uint64_t start_ticks = 0;
+
+  /// The calling process.
+  static ProcessId self();
+  /// Whether this process still runs (a zombie counts as dead).
+  [[nodiscard]] bool alive() const;
+};
+
+/// This host's name.
+std::string host_name();
+
+}  // namespace platoon

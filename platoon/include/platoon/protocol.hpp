@@ -1,0 +1,63 @@
+// The control protocol between workers and the controller.
+//
+// Wire format (compatible with Platoon's): every request is one ZeroMQ frame
+// holding the JSON object
+//   {"worker_id": <any JSON>, "req": <any JSON>, "req_info": <optional JSON>}
+// and every reply is one frame holding any JSON value. Requests whose `req` is
+// a string starting with "platoon-" belong to the framework; everything else
+// goes to Lieutenant::handle_control().
+//
+// An error is replied as {"platoon_error": {"kind": ..., "message": ...}};
+// Soldier::send_req() turns it into a platoon::ProtocolError.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace platoon::protocol {
+
+/// Framework requests.
+inline constexpr std::string_view kRegister = "platoon-register";        ///< worker joins; learns id, job, first
+inline constexpr std::string_view kParamsReady = "platoon-params-ready"; ///< first worker: center initialized
+inline constexpr std::string_view kStatus = "platoon-status";            ///< anyone: job state (launcher, tools)
+inline constexpr std::string_view kDone = "platoon-done";                ///< worker leaves the job
+inline constexpr std::string_view kHeartbeat = "platoon-heartbeat";      ///< worker is alive
+
+/// The prefix reserved for framework requests.
+inline constexpr std::string_view kFrameworkPrefix = "platoon-";
+
+/// The default limit on the size of one request, in bytes.
+inline constexpr std::size_t kDefaultMaxMessageBytes = std::size_t{1} << 20;
+
+/// A parsed request.
+struct Request {
+  nlohmann::json worker_id;
+  nlohmann::json req;
+  nlohmann::json req_info;  ///< null when absent
+
+  /// The framework request name ("platoon-..."), or empty for a user request.
+  [[nodiscard]] std::string framework_name() const;
+};
+
+/// Parses and validates one request frame. Throws platoon::ProtocolError
+/// saying what is wrong: larger than `max_bytes`, not JSON, not an object,
+/// no "worker_id" or "req", or an unexpected key.
+Request parse_request(std::string_view frame, std::size_t max_bytes = kDefaultMaxMessageBytes);
+
+/// Serializes a request into one frame.
+std::string encode_request(const nlohmann::json& worker_id, const nlohmann::json& req,
+                           const nlohmann::json& req_info = nullptr);
+
+/// The error reply for `kind` (a short tag, e.g. "bad-request") and `message`.
+nlohmann::json error_reply(std::string_view kind, std::string_view message);
+
+/// Whether `reply` is an error reply.
+bool is_error_reply(const nlohmann::json& reply);
+
+/// The message of an error reply: "<kind>: <message>".
+std::string error_text(const nlohmann::json& reply);
+
+}  // namespace platoon::protocol

@@ -1,0 +1,82 @@
+#include "platoon/control_client.hpp"
+
+#include <zmq.hpp>
+
+#include "platoon/error.hpp"
+#include "platoon/log.hpp"
+#include "platoon/protocol.hpp"
+
+namespace platoon {
+
+std::string loopback_endpoint(int port) { return str_cat("tcp://127.0.0.1:", port); }
+
+struct ControlClient::Impl {
+  std::string endpoint;
+  std::chrono::milliseconds timeout;
+  CurveClientKeys curve;
+  zmq::context_t context{1};
+  std::unique_ptr<zmq::socket_t> socket;
+
+  void open() {
+    socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::req);
+    socket->set(zmq::sockopt::linger, 0);
+    if (curve.enabled()) {
+      socket->set(zmq::sockopt::curve_serverkey, curve.server_public_key);
+      socket->set(zmq::sockopt::curve_publickey, curve.client.public_key);
+      socket->set(zmq::sockopt::curve_secretkey, curve.client.secret_key);
+    }
+    try {
+      socket->connect(endpoint);
+    } catch (const zmq::error_t& e) {
+      throw ResourceError(str_cat("cannot connect to controller endpoint '", endpoint, "': ", e.what()));
+    }
+  }
+};
+
+ControlClient::ControlClient(std::string endpoint, std::chrono::milliseconds timeout, CurveClientKeys curve)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->endpoint = std::move(endpoint);
+  impl_->timeout = timeout;
+  impl_->curve = std::move(curve);
+  impl_->open();
+}
+
+ControlClient::~ControlClient() = default;
+ControlClient::ControlClient(ControlClient&&) noexcept = default;
+ControlClient& ControlClient::operator=(ControlClient&&) noexcept = default;
+
+const std::string& ControlClient::endpoint() const { return impl_->endpoint; }
+std::chrono::milliseconds ControlClient::timeout() const { return impl_->timeout; }
+
+nlohmann::json ControlClient::request(const nlohmann::json& worker_id, const nlohmann::json& req,
+                                      const nlohmann::json& req_info) {
+  return request(worker_id, req, req_info, impl_->timeout);
+}
+
+nlohmann::json ControlClient::request(const nlohmann::json& worker_id, const nlohmann::json& req,
+                                      const nlohmann::json& req_info, std::chrono::milliseconds timeout) {
+  const std::string frame = protocol::encode_request(worker_id, req, req_info);
+  zmq::socket_t& socket = *impl_->socket;
+  // Sending on a REQ socket does not block: the frame is queued until a peer
+  // connects, so the only wait is for the reply, bounded below.
+  socket.send(zmq::buffer(frame), zmq::send_flags::none);
+
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  const int ready = zmq::poll(&item, 1, timeout);
+  if (ready == 0) {
+    impl_->open();  // a REQ socket waiting for a reply cannot send again
+    throw TimeoutError(str_cat("controller at ", impl_->endpoint, " did not answer '", req.dump(), "' within ",
+                               timeout.count(), " ms (is it running?)"));
+  }
+  zmq::message_t reply;
+  (void)socket.recv(reply, zmq::recv_flags::none);
+  nlohmann::json j = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
+  if (j.is_discarded())
+    throw ProtocolError(str_cat("controller at ", impl_->endpoint, " sent a reply that is not JSON"));
+  if (protocol::is_error_reply(j))
+    throw ProtocolError(str_cat("controller at ", impl_->endpoint, " refused '", req.dump(), "': ",
+                                protocol::error_text(j)));
+  return j;
+}
+
+}  // namespace platoon

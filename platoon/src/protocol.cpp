@@ -1,0 +1,61 @@
+#include "platoon/protocol.hpp"
+
+#include "platoon/error.hpp"
+#include "platoon/log.hpp"
+
+namespace platoon::protocol {
+
+std::string Request::framework_name() const {
+  if (req.is_string()) {
+    const auto& name = req.get_ref<const std::string&>();
+    if (name.starts_with(kFrameworkPrefix)) return name;
+  }
+  return {};
+}
+
+Request parse_request(std::string_view frame, std::size_t max_bytes) {
+  if (frame.size() > max_bytes)
+    throw ProtocolError(str_cat("request of ", frame.size(), " bytes exceeds the limit of ", max_bytes, " bytes"));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(frame);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ProtocolError(str_cat("request is not valid JSON: ", e.what()));
+  }
+  if (!j.is_object()) throw ProtocolError(str_cat("request must be a JSON object, got ", j.type_name()));
+  Request r;
+  for (auto& [key, value] : j.items()) {
+    if (key == "worker_id") r.worker_id = std::move(value);
+    else if (key == "req") r.req = std::move(value);
+    else if (key == "req_info") r.req_info = std::move(value);
+    else throw ProtocolError(str_cat("request has an unexpected key '", key, "'"));
+  }
+  if (!j.contains("worker_id")) throw ProtocolError("request lacks 'worker_id'");
+  if (!j.contains("req")) throw ProtocolError("request lacks 'req'");
+  if (!(r.worker_id.is_number_integer() || r.worker_id.is_string()))
+    throw ProtocolError(str_cat("request 'worker_id' must be an integer or a string, got ", r.worker_id.type_name()));
+  return r;
+}
+
+std::string encode_request(const nlohmann::json& worker_id, const nlohmann::json& req,
+                           const nlohmann::json& req_info) {
+  nlohmann::json j = {{"worker_id", worker_id}, {"req", req}};
+  if (!req_info.is_null()) j["req_info"] = req_info;
+  return j.dump();
+}
+
+nlohmann::json error_reply(std::string_view kind, std::string_view message) {
+  return {{"platoon_error", {{"kind", kind}, {"message", message}}}};
+}
+
+bool is_error_reply(const nlohmann::json& reply) {
+  return reply.is_object() && reply.size() == 1 && reply.contains("platoon_error") &&
+         reply["platoon_error"].is_object();
+}
+
+std::string error_text(const nlohmann::json& reply) {
+  const auto& e = reply.at("platoon_error");
+  return str_cat(e.value("kind", "error"), ": ", e.value("message", "(no message)"));
+}
+
+}  // namespace platoon::protocol

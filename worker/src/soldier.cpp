@@ -1,0 +1,214 @@
+#include "platoon/soldier.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include "platoon/control_client.hpp"
+#include "platoon/error.hpp"
+#include "platoon/process.hpp"
+#include "platoon/protocol.hpp"
+
+namespace platoon {
+
+namespace {
+
+// A run of elements that lies in one parameter and one chunk.
+struct Piece {
+  float* local;
+  std::size_t offset;  // in the flat vector
+  std::size_t size;
+};
+
+}  // namespace
+
+struct Soldier::Impl {
+  Options options;
+  Logger log{"worker"};
+  ControlClient client;
+  int worker_id = -1;
+  std::string job_id;
+  std::string segment_name;
+  bool first = false;
+  ProcessId controller;
+  bool closed = false;
+
+  std::vector<ParamView> params;
+  std::unique_ptr<SyncRule> rule;
+  std::optional<SharedSegment> segment;
+  std::vector<std::vector<Piece>> pieces_by_chunk;
+
+  explicit Impl(Options opts) : options(std::move(opts)), client(options.endpoint, options.timeout, options.curve) {}
+
+  nlohmann::json framework(std::string_view name, const nlohmann::json& info = nullptr) {
+    return client.request(worker_id, std::string(name), info);
+  }
+
+  void cut_into_pieces() {
+    const SharedSegment& s = *segment;
+    const std::size_t chunk = s.chunk_elements();
+    pieces_by_chunk.assign(s.num_chunks(), {});
+    std::size_t offset = 0;
+    for (const ParamView& p : params) {
+      std::size_t done = 0;
+      while (done < p.size()) {
+        const std::size_t flat = offset + done;
+        const std::size_t c = flat / chunk;
+        const std::size_t n = std::min(p.size() - done, (c + 1) * chunk - flat);
+        pieces_by_chunk[c].push_back({p.data + done, flat, n});
+        done += n;
+      }
+      offset += p.size();
+    }
+  }
+
+  template <class F>
+  void for_each_piece_in(std::size_t chunk, F&& f) {
+    float* central = segment->values().data();
+    for (const Piece& piece : pieces_by_chunk[chunk])
+      f(std::span<float>(piece.local, piece.size), std::span<float>(central + piece.offset, piece.size), piece.offset);
+  }
+
+  void require_shared(const char* what) const {
+    if (!segment) throw Error(str_cat(what, " called before init_shared_params()"));
+  }
+};
+
+namespace {
+Soldier::Options loopback_options(int port) {
+  Soldier::Options options;
+  options.endpoint = loopback_endpoint(port);
+  return options;
+}
+}  // namespace
+
+Soldier::Soldier(int port) : Soldier(loopback_options(port)) {}
+
+Soldier::Soldier(Options options) {
+  if (options.endpoint.empty()) throw Error("Soldier::Options::endpoint is empty");
+  impl_ = std::make_unique<Impl>(std::move(options));
+  const ProcessId self = ProcessId::self();
+  const nlohmann::json reply = impl_->client.request(
+      nullptr, std::string(protocol::kRegister),
+      {{"pid", self.pid}, {"start_ticks", self.start_ticks}, {"host", host_name()}});
+  try {
+    impl_->worker_id = reply.at("worker_id").get<int>();
+    impl_->job_id = reply.at("job_id").get<std::string>();
+    impl_->segment_name = reply.at("segment").get<std::string>();
+    impl_->first = reply.at("first").get<bool>();
+    impl_->controller.pid = reply.at("controller").at("pid").get<std::int64_t>();
+    impl_->controller.start_ticks = reply.at("controller").at("start_ticks").get<std::uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw ProtocolError(str_cat("controller at ", impl_->options.endpoint, " sent a malformed registration reply ",
+                                reply.dump(), ": ", e.what()));
+  }
+  impl_->log.set_tag(str_cat("worker ", impl_->worker_id));
+  impl_->log.info("joined job ", impl_->job_id, " at ", impl_->options.endpoint,
+                  impl_->first ? " as the first worker" : "");
+}
+
+Soldier::~Soldier() { close(); }
+
+nlohmann::json Soldier::send_req(const nlohmann::json& req, const nlohmann::json& req_info) {
+  if (impl_->closed) throw Error("send_req called after close()");
+  return impl_->client.request(impl_->worker_id, req, req_info);
+}
+
+void Soldier::init_shared_params(std::vector<ParamView> params, std::unique_ptr<SyncRule> rule, bool cleanup) {
+  if (impl_->segment) throw Error("init_shared_params called twice");
+  if (!rule) throw Error("init_shared_params needs a sync rule");
+  const Layout layout = Layout::of(params);
+  impl_->params = std::move(params);
+  impl_->rule = std::move(rule);
+  const auto started = std::chrono::steady_clock::now();
+
+  if (impl_->first) {
+    // A creator that died half-way may have left an uninitialized segment.
+    if (SharedSegment::remove(impl_->segment_name))
+      impl_->log.warn("removed an unfinished segment ", impl_->segment_name, " left by a previous creator");
+    impl_->segment.emplace(SharedSegment::create(impl_->segment_name, impl_->job_id, layout, impl_->controller,
+                                                 impl_->options.chunk_elements));
+    // The center starts from this worker's initial values, never zeros.
+    std::span<float> center = impl_->segment->values();
+    for (std::size_t i = 0; i < impl_->params.size(); ++i) {
+      const LayoutEntry& e = layout.entries()[i];
+      std::copy_n(impl_->params[i].data, e.size, center.data() + e.offset);
+    }
+    impl_->segment->mark_ready();
+    impl_->client.request(impl_->worker_id, std::string(protocol::kParamsReady), {{"keep_segment", !cleanup}});
+  } else {
+    // Wait until the controller says the center exists, then attach.
+    const auto deadline = started + impl_->options.params_timeout;
+    while (!impl_->client.request(impl_->worker_id, std::string(protocol::kStatus)).value("params_ready", false)) {
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw TimeoutError(str_cat("the central parameters of job ", impl_->job_id, " were not created within ",
+                                   impl_->options.params_timeout.count(), " ms"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    impl_->segment.emplace(SharedSegment::attach(impl_->segment_name, layout, impl_->options.params_timeout));
+  }
+  impl_->cut_into_pieces();
+  if (!impl_->first) copy_center_to_local();  // a joining worker starts from the job's progress
+  impl_->rule->attach(layout.total_size());
+  for (std::size_t c = 0; c < impl_->pieces_by_chunk.size(); ++c)
+    impl_->for_each_piece_in(c, [&](std::span<float> local, std::span<float>, std::size_t offset) {
+      impl_->rule->init_piece(local, offset);
+    });
+  impl_->log.info(impl_->first ? "created" : "attached to", " the center ", impl_->segment_name, ": ",
+                  layout.entries().size(), " parameters, ", layout.total_size(), " values, rule ",
+                  impl_->rule->describe());
+}
+
+void Soldier::sync_params() {
+  impl_->require_shared("sync_params");
+  impl_->rule->begin_sync();
+  for (std::size_t c = 0; c < impl_->pieces_by_chunk.size(); ++c) {
+    SegmentLock held = impl_->segment->lock_chunk(c, impl_->options.lock_timeout, impl_->log);
+    impl_->for_each_piece_in(c, [&](std::span<float> local, std::span<float> central, std::size_t offset) {
+      impl_->rule->apply(local, central, offset);
+    });
+  }
+}
+
+SegmentLock Soldier::lock() {
+  impl_->require_shared("lock");
+  return impl_->segment->lock_all(impl_->options.lock_timeout, impl_->log);
+}
+
+std::span<float> Soldier::central_values() const {
+  impl_->require_shared("central_values");
+  return impl_->segment->values();
+}
+
+void Soldier::copy_center_to_local() {
+  impl_->require_shared("copy_center_to_local");
+  for (std::size_t c = 0; c < impl_->pieces_by_chunk.size(); ++c) {
+    SegmentLock held = impl_->segment->lock_chunk(c, impl_->options.lock_timeout, impl_->log);
+    impl_->for_each_piece_in(c, [](std::span<float> local, std::span<float> central, std::size_t) {
+      std::copy(central.begin(), central.end(), local.begin());
+    });
+  }
+}
+
+SyncRule& Soldier::rule() {
+  impl_->require_shared("rule");
+  return *impl_->rule;
+}
+
+int Soldier::worker_id() const { return impl_->worker_id; }
+const std::string& Soldier::job_id() const { return impl_->job_id; }
+bool Soldier::first() const { return impl_->first; }
+const Logger& Soldier::log() const { return impl_->log; }
+
+void Soldier::close() noexcept {
+  if (!impl_ || impl_->closed) return;
+  impl_->closed = true;
+  try {
+    impl_->client.request(impl_->worker_id, std::string(protocol::kDone), nullptr,
+                          std::min(impl_->options.timeout, std::chrono::milliseconds(5000)));
+  } catch (const std::exception& e) {
+    impl_->log.warn("could not tell the controller that this worker is done: ", e.what());
+  }
+  impl_->segment.reset();  // unmap only: the job's end removes the segment
+}
+
+}  // namespace platoon
