@@ -88,7 +88,7 @@ Soldier::Soldier(Options options) {
   impl_ = std::make_unique<Impl>(std::move(options));
   const ProcessId self = ProcessId::self();
   const nlohmann::json reply = impl_->client.request(
-      nullptr, std::string(protocol::kRegister),
+      str_cat(host_name(), ":", self.pid), std::string(protocol::kRegister),
       {{"pid", self.pid}, {"start_ticks", self.start_ticks}, {"host", host_name()}});
   try {
     impl_->worker_id = reply.at("worker_id").get<int>();

@@ -1,0 +1,119 @@
+#include "platoon/child_process.hpp"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <thread>
+
+#include "platoon/error.hpp"
+#include "platoon/log.hpp"
+
+extern char** environ;
+
+namespace platoon {
+
+std::string ExitStatus::describe() const {
+  if (signal != 0) {
+    const char* name = sigabbrev_np(signal);
+    return str_cat("killed by signal ", signal, name ? str_cat(" (SIG", name, ")") : "");
+  }
+  return str_cat("exited with code ", code);
+}
+
+namespace {
+ExitStatus decode(int raw) {
+  ExitStatus s;
+  if (WIFEXITED(raw)) s.code = WEXITSTATUS(raw);
+  if (WIFSIGNALED(raw)) s.signal = WTERMSIG(raw);
+  return s;
+}
+}  // namespace
+
+ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, const ProcessIo& io,
+                                 const std::vector<std::string>& extra_env) {
+  if (argv.empty()) throw Error("ChildProcess::spawn needs a program");
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  for (const std::string& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (io.stdin_fd >= 0) posix_spawn_file_actions_adddup2(&actions, io.stdin_fd, 0);
+  else posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (io.stdout_fd >= 0) posix_spawn_file_actions_adddup2(&actions, io.stdout_fd, 1);
+  if (io.stderr_fd >= 0) posix_spawn_file_actions_adddup2(&actions, io.stderr_fd, 2);
+  // The child starts with default signal handling and an empty mask, whatever
+  // the parent blocked (serve() blocks SIGINT/SIGTERM in its thread).
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw ResourceError(str_cat("cannot start '", argv[0], "': ", std::strerror(rc)));
+  return ChildProcess(pid);
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_), status_(other.status_) {
+  other.pid_ = -1;
+}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    this->~ChildProcess();
+    pid_ = other.pid_;
+    status_ = other.status_;
+    other.pid_ = -1;
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !status_) {
+    ::kill(pid_, SIGKILL);
+    int raw = 0;
+    while (::waitpid(pid_, &raw, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+std::optional<ExitStatus> ChildProcess::poll() {
+  if (status_ || pid_ <= 0) return status_;
+  int raw = 0;
+  const pid_t r = ::waitpid(pid_, &raw, WNOHANG);
+  if (r == pid_) status_ = decode(raw);
+  return status_;
+}
+
+std::optional<ExitStatus> ChildProcess::wait_for(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::microseconds(200);
+  while (!poll()) {
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(20'000));
+  }
+  return status_;
+}
+
+void ChildProcess::send_signal(int signo) const {
+  if (pid_ > 0 && !status_) ::kill(pid_, signo);
+}
+
+}  // namespace platoon

@@ -1,0 +1,179 @@
+// Real processes: a controller and several workers of platoon_test_job (see
+// job_main.cpp), talking over loopback TCP and sharing a real segment.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "platoon/child_process.hpp"
+#include "platoon/control_client.hpp"
+#include "platoon/shared_segment.hpp"
+#include "test_support.hpp"
+
+#ifndef PLATOON_TEST_JOB_BIN
+#error "PLATOON_TEST_JOB_BIN must name the platoon_test_job binary"
+#endif
+
+using nlohmann::json;
+using platoon::ChildProcess;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Waits (bounded) until `path` exists.
+bool wait_for_file(const std::filesystem::path& path, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!std::filesystem::exists(path)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+class Job {
+ public:
+  Job(int workers, int steps) : workers_(workers), steps_(steps) {}
+
+  void start_controller() {
+    controller_ = spawn("controller", {"controller", "--port-file", (dir_.path() / "port").string(), "--workers",
+                                       std::to_string(workers_), "--steps", std::to_string(steps_), "--result",
+                                       result_path().string()});
+    REQUIRE(wait_for_file(dir_.path() / "port", 10s));
+    endpoint_ = read_file(dir_.path() / "port");
+  }
+
+  ChildProcess& start_worker(int index, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"worker", "--endpoint", endpoint_, "--index", std::to_string(index), "--size",
+                                  "1000", "--tau", "3", "--alpha", "0.4", "--chunk", "128"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    workers_procs_.push_back(spawn("worker-" + std::to_string(index), args));
+    return workers_procs_.back();
+  }
+
+  // As platoon-launch does: ask the controller, no sleeps on a guess.
+  void wait_params_ready() {
+    platoon::ControlClient client(endpoint_, 5s);
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!client.request("test", "platoon-status")["params_ready"].get<bool>()) {
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  std::string logs() const {
+    std::string all;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
+      if (entry.path().extension() == ".log")
+        all += "---- " + entry.path().filename().string() + "\n" + read_file(entry.path());
+    return all;
+  }
+
+  std::filesystem::path result_path() const { return dir_.path() / "result.json"; }
+  ChildProcess& controller() { return controller_; }
+  std::vector<ChildProcess>& workers() { return workers_procs_; }
+  const std::filesystem::path& dir() const { return dir_.path(); }
+
+ private:
+  ChildProcess spawn(const std::string& name, std::vector<std::string> args) {
+    args.insert(args.begin(), PLATOON_TEST_JOB_BIN);
+    const auto log = dir_.path() / (name + ".log");
+    FILE* f = std::fopen(log.c_str(), "w");
+    REQUIRE(f != nullptr);
+    ChildProcess child = ChildProcess::spawn(args, {-1, fileno(f), fileno(f)});
+    std::fclose(f);
+    return child;
+  }
+
+  platoon::testing::TempDir dir_;
+  int workers_, steps_;
+  std::string endpoint_;
+  ChildProcess controller_;
+  std::vector<ChildProcess> workers_procs_;
+};
+
+}  // namespace
+
+TEST_CASE("a controller and 4 worker processes: EASGD keeps center + locals exact, all exit 0") {
+  constexpr int kWorkers = 4, kSteps = 60, kSize = 1000;
+  Job job(kWorkers, kSteps);
+  job.start_controller();
+  job.workers().reserve(kWorkers);
+  job.start_worker(0);
+  job.wait_params_ready();
+  for (int i = 1; i < kWorkers; ++i) job.start_worker(i);
+
+  for (auto& w : job.workers()) {
+    const auto status = w.wait_for(60s);
+    INFO(job.logs());
+    REQUIRE(status);
+    CHECK(status->describe() == "exited with code 0");
+  }
+  const auto controller_status = job.controller().wait_for(20s);
+  INFO(job.logs());
+  REQUIRE(controller_status);
+  CHECK(controller_status->success());
+
+  const json result = json::parse(read_file(job.result_path()));
+  REQUIRE(result["reports"].size() == kWorkers);
+  const auto center = result["center"].get<std::vector<float>>();
+  REQUIRE(center.size() == kSize);
+  std::vector<std::vector<float>> locals(kWorkers);
+  for (const auto& r : result["reports"]) locals[r["index"].get<int>()] = r["local"].get<std::vector<float>>();
+  bool center_moved = false;
+  for (std::size_t j = 0; j < kSize; ++j) {
+    double g_sum = 0, total = center[j];
+    for (int i = 0; i < kWorkers; ++i) {
+      g_sum += 0.001 * (i + 1) * (j % 7 + 1);
+      total += locals[i][j];
+    }
+    const double expected = (kWorkers + 1) * 1.0 + kSteps * g_sum;
+    CHECK(total == doctest::Approx(expected).epsilon(1e-4));
+    center_moved = center_moved || std::abs(center[j] - 1.0f) > 1e-3f;
+  }
+  CHECK(center_moved);
+  // The controller removed the job's segment at the end.
+  for (const auto& name : platoon::SharedSegment::list())
+    CHECK(platoon::SharedSegment::inspect(name).job_id.find(std::to_string(job.controller().pid())) ==
+          std::string::npos);
+}
+
+TEST_CASE("a worker killed in the middle of sync_params does not block the others") {
+  constexpr int kWorkers = 3;
+  Job job(kWorkers, 40);
+  job.start_controller();
+  job.workers().reserve(kWorkers);
+  job.start_worker(0);
+  job.wait_params_ready();
+  job.start_worker(1);
+  const auto marker = job.dir() / "victim-in-sync";
+  ChildProcess& victim = job.start_worker(2, {"--hang-in-sync", marker.string()});
+  REQUIRE(wait_for_file(marker, 30s));
+  victim.send_signal(SIGKILL);  // holding a chunk lock inside sync_params
+  REQUIRE(victim.wait_for(5s));
+  CHECK(victim.status()->signal == SIGKILL);
+
+  for (int i = 0; i < 2; ++i) {
+    const auto status = job.workers()[i].wait_for(60s);
+    INFO(job.logs());
+    REQUIRE(status);
+    CHECK(status->success());
+  }
+  const auto controller_status = job.controller().wait_for(20s);
+  INFO(job.logs());
+  REQUIRE(controller_status);
+  CHECK(controller_status->success());
+  const std::string logs = job.logs();
+  CHECK(logs.find("died while holding it") != std::string::npos);  // the next holder says so
+  CHECK(logs.find("was lost") != std::string::npos);               // the controller noticed
+  const json result = json::parse(read_file(job.result_path()));
+  CHECK(result["lost"] == 1);
+  for (float v : result["center"].get<std::vector<float>>()) CHECK(std::isfinite(v));
+}

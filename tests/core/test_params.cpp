@@ -1,0 +1,51 @@
+// Parameter layouts: construction errors, comparison messages, JSON round trip.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "platoon/error.hpp"
+#include "platoon/params.hpp"
+
+using platoon::Layout;
+using platoon::LayoutError;
+using platoon::ParamView;
+
+TEST_CASE("a layout records names, shapes and offsets in order") {
+  std::vector<float> w(12), b(4);
+  std::vector<ParamView> params{{"W", w.data(), {3, 4}}, {"b", b.data(), {4}}};
+  const Layout layout = Layout::of(params);
+  REQUIRE(layout.entries().size() == 2);
+  CHECK(layout.entries()[1].offset == 12);
+  CHECK(layout.total_size() == 16);
+  CHECK(Layout::from_json(layout.to_json()) == layout);
+}
+
+TEST_CASE("bad parameter lists are refused with the parameter named") {
+  std::vector<float> w(12);
+  std::vector<ParamView> dup{{"W", w.data(), {12}}, {"W", w.data(), {12}}};
+  CHECK_THROWS_WITH_AS(Layout::of(dup), doctest::Contains("'W' is used twice"), LayoutError);
+  std::vector<ParamView> null{{"b", nullptr, {2}}};
+  CHECK_THROWS_WITH_AS(Layout::of(null), doctest::Contains("'b'"), LayoutError);
+  std::vector<ParamView> empty_shape{{"z", w.data(), {3, 0}}};
+  CHECK_THROWS_WITH_AS(Layout::of(empty_shape), doctest::Contains("'z'"), LayoutError);
+  CHECK_THROWS_AS(Layout::of(std::vector<ParamView>{}), LayoutError);
+}
+
+TEST_CASE("the first difference names the parameter and both shapes") {
+  std::vector<float> buf(100);
+  std::vector<ParamView> a{{"emb", buf.data(), {10}}, {"W", buf.data(), {3, 4}}, {"b", buf.data(), {4}}};
+  std::vector<ParamView> b{{"emb", buf.data(), {10}}, {"W", buf.data(), {4, 3}}, {"b", buf.data(), {4}}};
+  const auto diff = Layout::of(a).first_difference(Layout::of(b));
+  REQUIRE(diff);
+  CHECK(diff->find("'W'") != std::string::npos);
+  CHECK(diff->find("[3, 4]") != std::string::npos);
+  CHECK(diff->find("[4, 3]") != std::string::npos);
+  CHECK_THROWS_WITH_AS(Layout::of(a).require_same(Layout::of(b), "the segment", "this worker"),
+                       doctest::Contains("shape [3, 4] in the segment and [4, 3] in this worker"), LayoutError);
+
+  std::vector<ParamView> reordered{{"emb", buf.data(), {10}}, {"b", buf.data(), {4}}, {"W", buf.data(), {3, 4}}};
+  CHECK(Layout::of(a).first_difference(Layout::of(reordered))->find("#1 is 'W'") != std::string::npos);
+  std::vector<ParamView> shorter{{"emb", buf.data(), {10}}, {"W", buf.data(), {3, 4}}};
+  CHECK(Layout::of(a).first_difference(Layout::of(shorter))->find("'b'") != std::string::npos);
+  CHECK_FALSE(Layout::of(a).first_difference(Layout::of(a)));
+}

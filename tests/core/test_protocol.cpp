@@ -1,0 +1,120 @@
+// The control protocol: parsing, and the error replies a controller sends to
+// bad requests while it keeps serving everyone else.
+#include <doctest/doctest.h>
+
+#include <zmq.hpp>
+
+#include "platoon/control_client.hpp"
+#include "platoon/error.hpp"
+#include "platoon/protocol.hpp"
+#include "platoon/soldier.hpp"
+#include "test_support.hpp"
+
+using nlohmann::json;
+namespace protocol = platoon::protocol;
+using platoon::testing::ServedController;
+
+namespace {
+class EchoController : public platoon::Lieutenant {
+ public:
+  EchoController() : Lieutenant(platoon::testing::test_controller_options()) {}
+
+ protected:
+  json handle_control(const json& req, const platoon::WorkerInfo& worker, const json& req_info) override {
+    if (req == "fail") throw std::runtime_error("the handler failed on purpose");
+    return {{"req", req}, {"worker", worker.id}, {"info", req_info}};
+  }
+};
+
+std::string error_kind(const std::string& reply) {
+  const json j = json::parse(reply);
+  REQUIRE(protocol::is_error_reply(j));
+  return j["platoon_error"]["kind"].get<std::string>();
+}
+}  // namespace
+
+TEST_CASE("parse_request accepts Platoon's wire format") {
+  const auto r = protocol::parse_request(R"({"worker_id": 3, "req": "next", "req_info": {"a": 1}})");
+  CHECK(r.worker_id == 3);
+  CHECK(r.req == "next");
+  CHECK(r.req_info["a"] == 1);
+  CHECK(r.framework_name().empty());
+  CHECK(protocol::parse_request(R"({"worker_id": "w", "req": "platoon-status"})").framework_name() ==
+        "platoon-status");
+}
+
+TEST_CASE("parse_request names what is wrong") {
+  using platoon::ProtocolError;
+  CHECK_THROWS_WITH_AS(protocol::parse_request("{not json"), doctest::Contains("not valid JSON"), ProtocolError);
+  CHECK_THROWS_WITH_AS(protocol::parse_request("[1, 2]"), doctest::Contains("must be a JSON object"), ProtocolError);
+  CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"worker_id": 1})"), doctest::Contains("lacks 'req'"),
+                       ProtocolError);
+  CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"req": 1})"), doctest::Contains("lacks 'worker_id'"),
+                       ProtocolError);
+  CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"worker_id": [1], "req": 1})"),
+                       doctest::Contains("'worker_id' must be"), ProtocolError);
+  CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"worker_id": 1, "req": 1, "extra": 2})"),
+                       doctest::Contains("unexpected key 'extra'"), ProtocolError);
+  CHECK_THROWS_WITH_AS(protocol::parse_request(std::string(100, ' '), 10), doctest::Contains("exceeds the limit"),
+                       ProtocolError);
+}
+
+TEST_CASE("the controller answers each kind of bad request with an error reply") {
+  EchoController controller;
+  CHECK(error_kind(controller.handle_frame("garbage")) == "bad-request");
+  CHECK(error_kind(controller.handle_frame("42")) == "bad-request");
+  CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0})")) == "bad-request");
+  CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "next"})")) == "bad-request");  // unregistered
+  CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "platoon-nonsense"})")) == "bad-request");
+  CHECK(error_kind(controller.handle_frame(R"({"worker_id": null, "req": "next"})")) == "bad-request");
+  CHECK(error_kind(controller.handle_frame(R"({"worker_id": "h:1", "req": "platoon-register"})")) == "bad-request");
+  CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "platoon-register", "req_info": {"pid": "x"}})")) ==
+        "bad-request");
+  // A well-formed registration then a failing handler.
+  const json reg = json::parse(controller.handle_frame(
+      R"({"worker_id": "h:1", "req": "platoon-register", "req_info": {"pid": 1, "host": "h"}})"));
+  REQUIRE(reg.contains("worker_id"));
+  const std::string fail = protocol::encode_request(reg["worker_id"], "fail");
+  CHECK(error_kind(controller.handle_frame(fail)) == "handler-error");
+  const json ok = json::parse(controller.handle_frame(protocol::encode_request(reg["worker_id"], "hello")));
+  CHECK(ok["req"] == "hello");
+}
+
+TEST_CASE("over real sockets, bad requests get errors while a worker keeps working") {
+  EchoController controller;
+  ServedController served(controller);
+  platoon::Soldier::Options options;
+  options.endpoint = served.endpoint();
+  options.timeout = std::chrono::seconds(5);
+  platoon::Soldier soldier(options);
+
+  zmq::context_t context;
+  zmq::socket_t raw(context, zmq::socket_type::req);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::rcvtimeo, 5000);
+  raw.connect(served.endpoint());
+  const std::vector<std::string> bad_requests{"\x01\x02 not json", "[]", R"({"req": 1})", std::string(2 << 20, 'x')};
+  for (const std::string& bad : bad_requests) {
+    raw.send(zmq::buffer(bad), zmq::send_flags::none);
+    zmq::message_t reply;
+    REQUIRE(raw.recv(reply));
+    CHECK(protocol::is_error_reply(json::parse(reply.to_string_view())));
+    // The well-behaved worker is served in between.
+    CHECK(soldier.send_req("step", {{"n", 1}})["req"] == "step");
+  }
+  CHECK_THROWS_WITH_AS(soldier.send_req("fail"), doctest::Contains("the handler failed on purpose"),
+                       platoon::ProtocolError);
+  CHECK(soldier.send_req("still here")["worker"] == soldier.worker_id());
+}
+
+TEST_CASE("a request to a controller that is not there times out naming the endpoint") {
+  zmq::context_t context;
+  zmq::socket_t probe(context, zmq::socket_type::router);
+  probe.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = probe.get(zmq::sockopt::last_endpoint);
+  probe.close();  // nothing listens there any more
+  platoon::ControlClient client(endpoint, std::chrono::milliseconds(200));
+  CHECK_THROWS_WITH_AS(client.request(0, "next"), doctest::Contains(endpoint.c_str()), platoon::TimeoutError);
+  // The client stays usable: a second request times out the same way, no hang.
+  CHECK_THROWS_AS(client.request(0, "next"), platoon::TimeoutError);
+}

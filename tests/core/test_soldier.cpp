@@ -1,0 +1,154 @@
+// Soldier and Lieutenant in one process (one thread per rank): registration,
+// the first worker's values in the center, layout checks, and a controller
+// that goes away.
+#include <doctest/doctest.h>
+
+#include "platoon/error.hpp"
+#include "platoon/shared_segment.hpp"
+#include "platoon/soldier.hpp"
+#include "test_support.hpp"
+
+using nlohmann::json;
+using platoon::ParamView;
+using platoon::Soldier;
+using platoon::testing::ServedController;
+
+namespace {
+class StopController : public platoon::Lieutenant {
+ public:
+  StopController() : Lieutenant(platoon::testing::test_controller_options()) {}
+
+ protected:
+  json handle_control(const json& req, const platoon::WorkerInfo&, const json&) override {
+    if (req == "end") end_job();
+    return "ok";
+  }
+};
+
+Soldier::Options options_for(const ServedController& served) {
+  Soldier::Options options;
+  options.endpoint = served.endpoint();
+  options.timeout = std::chrono::seconds(5);
+  options.params_timeout = std::chrono::seconds(5);
+  options.lock_timeout = std::chrono::seconds(5);
+  return options;
+}
+}  // namespace
+
+TEST_CASE("the first worker's values seed the center; the others start from it") {
+  StopController controller;
+  ServedController served(controller);
+  std::vector<float> a(10, 1.5f), b(10, -7.0f);
+  Soldier first(options_for(served));
+  CHECK(first.first());
+  first.init_shared_params({{"w", a.data(), {2, 5}}}, std::make_unique<platoon::EASGD>(0.5f));
+  {
+    auto guard = first.lock();
+    for (float v : first.central_values()) CHECK(v == 1.5f);  // never zeros
+  }
+  Soldier second(options_for(served));
+  CHECK_FALSE(second.first());
+  CHECK(second.worker_id() != first.worker_id());
+  CHECK(second.job_id() == first.job_id());
+  second.init_shared_params({{"w", b.data(), {2, 5}}}, std::make_unique<platoon::EASGD>(0.5f));
+  for (float v : b) CHECK(v == 1.5f);  // a joining worker starts from the center
+
+  // EASGD through the segment: local 3.5 vs center 1.5 with alpha 0.5 -> both 2.5.
+  std::fill(a.begin(), a.end(), 3.5f);
+  first.sync_params();
+  for (float v : a) CHECK(v == doctest::Approx(2.5f));
+  CHECK(first.central_values()[0] == doctest::Approx(2.5f));
+  dynamic_cast<platoon::EASGD&>(first.rule()).set_alpha(1.0f);
+  std::fill(a.begin(), a.end(), 0.0f);
+  first.sync_params();  // alpha 1: the center takes the local value, the local takes the center's
+  CHECK(a[0] == doctest::Approx(2.5f));
+  CHECK(first.central_values()[0] == doctest::Approx(0.0f));
+}
+
+TEST_CASE("a worker with another layout gets an error naming the parameter and both shapes") {
+  StopController controller;
+  ServedController served(controller);
+  std::vector<float> w(20), bias(4);
+  Soldier first(options_for(served));
+  first.init_shared_params({{"W", w.data(), {4, 5}}, {"bias", bias.data(), {4}}},
+                           std::make_unique<platoon::EASGD>(0.5f));
+  Soldier second(options_for(served));
+  CHECK_THROWS_WITH_AS(second.init_shared_params({{"W", w.data(), {5, 4}}, {"bias", bias.data(), {4}}},
+                                                 std::make_unique<platoon::EASGD>(0.5f)),
+                       doctest::Contains("'W' has shape [4, 5] in the segment"), platoon::LayoutError);
+  Soldier third(options_for(served));
+  CHECK_THROWS_WITH_AS(third.init_shared_params({{"W", w.data(), {4, 5}}}, std::make_unique<platoon::EASGD>(0.5f)),
+                       doctest::Contains("'bias'"), platoon::LayoutError);
+}
+
+TEST_CASE("the job ends when every worker has left, and the segment is removed") {
+  StopController controller;
+  ServedController served(controller);
+  std::vector<float> w(8, 1.0f), v(8);
+  Soldier first(options_for(served));
+  first.init_shared_params({{"w", w.data(), {8}}}, std::make_unique<platoon::ASGD>());
+  Soldier second(options_for(served));
+  second.init_shared_params({{"w", v.data(), {8}}}, std::make_unique<platoon::ASGD>());
+  const std::string segment = platoon::SharedSegment::name_for_job(first.job_id());
+  CHECK(platoon::SharedSegment::inspect(segment).ready);
+  first.close();  // the creator leaves: the segment stays for the others
+  CHECK(platoon::SharedSegment::inspect(segment).problem.empty());
+  second.sync_params();
+  second.send_req("end");
+  second.close();
+  // serve() returns by itself once the job has ended and everyone has left.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!platoon::SharedSegment::inspect(segment).problem.size() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK_FALSE(platoon::SharedSegment::inspect(segment).problem.empty());
+  const auto names = platoon::SharedSegment::list();
+  CHECK(std::find(names.begin(), names.end(), segment) == names.end());
+}
+
+TEST_CASE("a Soldier whose controller is gone raises a timeout naming the endpoint") {
+  StopController controller;
+  ServedController served(controller);
+  auto options = options_for(served);
+  options.timeout = std::chrono::milliseconds(300);
+  Soldier worker(options);
+  CHECK(worker.send_req("hello") == "ok");
+  served.stop();
+  CHECK_THROWS_WITH_AS(worker.send_req("hello"), doctest::Contains(options.endpoint.c_str()), platoon::TimeoutError);
+  CHECK_THROWS_AS(worker.send_req("hello"), platoon::TimeoutError);
+}
+
+TEST_CASE("no controller at all: registering times out") {
+  Soldier::Options options;
+  options.endpoint = "tcp://127.0.0.1:9";  // discard port: nothing answers
+  options.timeout = std::chrono::milliseconds(200);
+  CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains("tcp://127.0.0.1:9"), platoon::TimeoutError);
+}
+
+TEST_CASE("workers syncing concurrently on many chunks keep local + center sums") {
+  StopController controller;
+  ServedController served(controller);
+  constexpr int kWorkers = 3;
+  constexpr std::size_t kSize = 1000;
+  std::vector<std::vector<float>> locals(kWorkers, std::vector<float>(kSize, 2.0f));
+  auto options = options_for(served);
+  options.chunk_elements = 64;  // many locks
+  std::vector<std::unique_ptr<Soldier>> soldiers;
+  for (int r = 0; r < kWorkers; ++r) {
+    soldiers.push_back(std::make_unique<Soldier>(options));
+    soldiers.back()->init_shared_params({{"x", locals[r].data(), {kSize}}}, std::make_unique<platoon::EASGD>(0.3f));
+  }
+  platoon::testing::run_ranks(kWorkers, [&](int r) {
+    for (int step = 0; step < 50; ++step) {
+      for (float& v : locals[r]) v += 0.01f * float(r + 1);
+      soldiers[r]->sync_params();
+    }
+  });
+  auto guard = soldiers[0]->lock();
+  const auto center = soldiers[0]->central_values();
+  for (std::size_t i = 0; i < kSize; i += 97) {
+    double total = center[i];
+    for (int r = 0; r < kWorkers; ++r) total += locals[r][i];
+    // (workers + 1) * 2.0 at the start, plus every step's progress.
+    CHECK(total == doctest::Approx(4 * 2.0 + 50 * 0.01 * (1 + 2 + 3)).epsilon(1e-4));
+  }
+}

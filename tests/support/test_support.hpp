@@ -1,0 +1,111 @@
+// Helpers shared by platoon's tests: unique names, temporary folders, a
+// controller served on a thread, and one-thread-per-rank runs.
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "platoon/lieutenant.hpp"
+#include "platoon/log.hpp"
+
+namespace platoon::testing {
+
+/// A name no other test or job uses: "<prefix>-<pid>-<counter>-<random>".
+inline std::string unique_name(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  std::random_device rd;
+  return str_cat(prefix, "-", ::getpid(), "-", counter++, "-", rd() % 100000);
+}
+
+/// A temporary folder removed with everything in it when destroyed.
+class TempDir {
+ public:
+  TempDir() : path_(std::filesystem::temp_directory_path() / unique_name("platoon-test")) {
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// Runs a controller's serve() on a thread bound to a free loopback port;
+/// stops and joins it when destroyed.
+class ServedController {
+ public:
+  explicit ServedController(Lieutenant& controller) : controller_(controller) {
+    controller_.init_control(0);
+    thread_ = std::thread([this] {
+      try {
+        controller_.serve();
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+    });
+  }
+  ~ServedController() { stop(); }
+  ServedController(const ServedController&) = delete;
+  ServedController& operator=(const ServedController&) = delete;
+
+  /// Stops serving and joins; rethrows what serve() threw.
+  void stop() {
+    controller_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+  [[nodiscard]] std::string endpoint() const { return controller_.endpoint(); }
+
+ private:
+  Lieutenant& controller_;
+  std::thread thread_;
+  std::exception_ptr error_;
+};
+
+/// Runs `body(rank)` on `ranks` threads; joins all, then rethrows the first
+/// exception any of them threw.
+inline void run_ranks(int ranks, const std::function<void(int)>& body) {
+  std::vector<std::thread> threads;
+  std::exception_ptr first;
+  std::mutex mutex;
+  for (int r = 0; r < ranks; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        body(r);
+      } catch (...) {
+        std::lock_guard lock(mutex);
+        if (!first) first = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  if (first) std::rethrow_exception(first);
+}
+
+/// Options for a controller in a test: no signal handling (tests run serve()
+/// on a thread) and a unique job id.
+inline Lieutenant::Options test_controller_options() {
+  Lieutenant::Options options;
+  options.handle_signals = false;
+  options.job_id = unique_name("test");
+  options.tick = std::chrono::milliseconds(20);
+  return options;
+}
+
+}  // namespace platoon::testing
