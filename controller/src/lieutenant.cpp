@@ -71,6 +71,12 @@ class SignalWatch {
   sigset_t previous_{};
 };
 
+// A request from a worker id the controller does not know.
+class NotRegistered : public ProtocolError {
+ public:
+  using ProtocolError::ProtocolError;
+};
+
 }  // namespace
 
 struct Lieutenant::Impl {
@@ -110,7 +116,9 @@ struct Lieutenant::Impl {
     const int id = r.worker_id.get<int>();
     auto it = workers.find(id);
     if (it == workers.end())
-      throw ProtocolError(str_cat("worker ", id, " is not registered in job ", job_id, " (register first)"));
+      throw NotRegistered(str_cat("worker ", id, " is not registered in job ", job_id,
+                                  " (it never registered, left, or was dropped as lost)"));
+    it->second.last_seen = std::chrono::steady_clock::now();  // any message shows it is alive
     return it->second;
   }
 
@@ -148,6 +156,8 @@ struct Lieutenant::Impl {
   nlohmann::json framework_request(const std::string& name, const protocol::Request& r) {
     if (name == protocol::kStatus) return status();
     if (name == protocol::kRegister) return register_worker(r);
+    if (name != protocol::kHeartbeat && name != protocol::kParamsReady && name != protocol::kDone)
+      throw ProtocolError(str_cat("unknown framework request '", name, "'"));
     WorkerInfo& w = registered(r);
     if (name == protocol::kHeartbeat) return {{"ending", ending}};
     if (name == protocol::kParamsReady) {
@@ -164,7 +174,7 @@ struct Lieutenant::Impl {
       owner.on_worker_left(left);
       return {{"job_over", ending}};
     }
-    throw ProtocolError(str_cat("unknown framework request '", name, "'"));
+    PLATOON_ENFORCE(false, "framework request not dispatched: " + name);
   }
 
   nlohmann::json answer(std::string_view frame) {
@@ -178,6 +188,8 @@ struct Lieutenant::Impl {
       if (std::string name = r.framework_name(); !name.empty()) return framework_request(name, r);
       WorkerInfo& w = registered(r);
       return owner.handle_control(r.req, w, r.req_info);
+    } catch (const NotRegistered& e) {
+      return protocol::error_reply("not-registered", e.what());
     } catch (const ProtocolError& e) {
       return protocol::error_reply("bad-request", e.what());
     } catch (const std::exception& e) {
@@ -186,20 +198,18 @@ struct Lieutenant::Impl {
     }
   }
 
-  void touch(std::string_view frame) {
-    // Any message from a worker shows it is alive; parse only the id.
-    (void)frame;
-  }
-
   void check_workers() {
     const auto now = std::chrono::steady_clock::now();
     std::vector<std::pair<int, std::string>> lost;
     const std::string here = host_name();
     for (const auto& [id, w] : workers) {
+      const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(now - w.last_seen);
       if (w.host == here && !w.process.alive())
         lost.emplace_back(id, str_cat("its process ", w.process.pid, " is gone"));
+      else if (silent > options.worker_timeout)
+        lost.emplace_back(id, str_cat("silent for ", silent.count(), " ms (limit ", options.worker_timeout.count(),
+                                      " ms)"));
     }
-    (void)now;
     for (const auto& [id, reason] : lost) {
       const WorkerInfo w = workers.at(id);
       workers.erase(id);

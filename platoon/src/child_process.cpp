@@ -35,13 +35,22 @@ ExitStatus decode(int raw) {
 }  // namespace
 
 ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, const ProcessIo& io,
-                                 const std::vector<std::string>& extra_env) {
+                                 const std::vector<std::string>& extra_env, const SpawnOptions& options) {
   if (argv.empty()) throw Error("ChildProcess::spawn needs a program");
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   std::vector<char*> env;
-  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  // An inherited variable that extra_env sets again is left out: getenv()
+  // returns the first match, which would be the stale one.
+  const auto overridden = [&](std::string_view entry) {
+    const std::string_view name = entry.substr(0, entry.find('='));
+    for (const std::string& e : extra_env)
+      if (e.size() > name.size() && e.compare(0, name.size(), name) == 0 && e[name.size()] == '=') return true;
+    return false;
+  };
+  for (char** e = environ; *e != nullptr; ++e)
+    if (!overridden(*e)) env.push_back(*e);
   for (const std::string& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
   env.push_back(nullptr);
 
@@ -60,17 +69,23 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, const Pro
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (options.own_process_group) {
+    posix_spawnattr_setpgroup(&attr, 0);  // a new group, led by the child
+    flags |= POSIX_SPAWN_SETPGROUP;
+  }
+  posix_spawnattr_setflags(&attr, flags);
 
   pid_t pid = -1;
   const int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) throw ResourceError(str_cat("cannot start '", argv[0], "': ", std::strerror(rc)));
-  return ChildProcess(pid);
+  return ChildProcess(pid, options.own_process_group);
 }
 
-ChildProcess::ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_), status_(other.status_) {
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(other.pid_), own_group_(other.own_group_), status_(other.status_) {
   other.pid_ = -1;
 }
 
@@ -78,6 +93,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
     this->~ChildProcess();
     pid_ = other.pid_;
+    own_group_ = other.own_group_;
     status_ = other.status_;
     other.pid_ = -1;
   }
@@ -86,7 +102,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
 
 ChildProcess::~ChildProcess() {
   if (pid_ > 0 && !status_) {
-    ::kill(pid_, SIGKILL);
+    send_signal(SIGKILL);
     int raw = 0;
     while (::waitpid(pid_, &raw, 0) < 0 && errno == EINTR) {
     }
@@ -113,7 +129,7 @@ std::optional<ExitStatus> ChildProcess::wait_for(std::chrono::milliseconds timeo
 }
 
 void ChildProcess::send_signal(int signo) const {
-  if (pid_ > 0 && !status_) ::kill(pid_, signo);
+  if (pid_ > 0 && !status_) ::kill(own_group_ ? -pid_ : pid_, signo);
 }
 
 }  // namespace platoon

@@ -74,7 +74,7 @@ nlohmann::json ControlClient::request(const nlohmann::json& worker_id, const nlo
   if (j.is_discarded())
     throw ProtocolError(str_cat("controller at ", impl_->endpoint, " sent a reply that is not JSON"));
   if (protocol::is_error_reply(j))
-    throw ProtocolError(str_cat("controller at ", impl_->endpoint, " refused '", req.dump(), "': ",
+    throw ErrorReply(j["platoon_error"].value("kind", "error"), str_cat("controller at ", impl_->endpoint, " refused '", req.dump(), "': ",
                                 protocol::error_text(j)));
   return j;
 }

@@ -2,7 +2,7 @@
 //
 //   platoon_test_job controller --port-file F --workers N --steps K --result R
 //   platoon_test_job worker --endpoint E --index I --size S --tau T --alpha A
-//                    [--chunk C] [--hang-in-sync MARKER]
+//                    [--chunk C] [--hang-in-sync MARKER] [--step-ms M] [--silent]
 //
 // Each worker adds g_I[j] = 0.001 * (I + 1) * (j % 7 + 1) to its values at
 // every step and syncs with EASGD every T steps. EASGD conserves
@@ -139,13 +139,20 @@ int run_controller(const std::map<std::string, std::string>& flags) {
 int run_worker(const std::map<std::string, std::string>& flags) {
   platoon::Soldier::Options options;
   options.endpoint = flags.at("--endpoint");
-  options.timeout = std::chrono::seconds(20);
+  options.timeout = std::chrono::seconds(3);
+  options.heartbeat_timeout = std::chrono::seconds(1);
   options.lock_timeout = std::chrono::seconds(30);
   if (flags.contains("--chunk")) options.chunk_elements = std::stoul(flags.at("--chunk"));
   const int index = std::stoi(flags.at("--index"));
   const std::size_t size = std::stoul(flags.at("--size"));
   const int tau = std::stoi(flags.at("--tau"));
+  if (flags.contains("--heartbeat-ms")) options.heartbeat_interval = std::chrono::milliseconds(std::stoi(flags.at("--heartbeat-ms")));
+  const int step_ms = flags.contains("--step-ms") ? std::stoi(flags.at("--step-ms")) : 0;
   platoon::Soldier soldier(options);
+  if (flags.contains("--silent")) {  // registered, then says nothing (but heartbeats)
+    std::this_thread::sleep_for(std::chrono::seconds(60));
+    return 0;
+  }
   // Only the first worker's initial values may reach the center.
   std::vector<float> x(size, soldier.first() ? 1.0f : 100.0f + float(index));
   std::unique_ptr<platoon::SyncRule> rule;
@@ -162,6 +169,7 @@ int run_worker(const std::map<std::string, std::string>& flags) {
     }
     if (what != "train") break;
     for (std::size_t j = 0; j < size; ++j) x[j] += 0.001f * float(index + 1) * float(j % 7 + 1);
+    if (step_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
     if (++step % tau == 0) soldier.sync_params();
   }
   soldier.sync_params();

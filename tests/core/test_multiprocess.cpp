@@ -8,6 +8,7 @@
 
 #include "platoon/child_process.hpp"
 #include "platoon/control_client.hpp"
+#include "platoon/soldier.hpp"
 #include "platoon/shared_segment.hpp"
 #include "test_support.hpp"
 
@@ -49,6 +50,8 @@ class Job {
     REQUIRE(wait_for_file(dir_.path() / "port", 10s));
     endpoint_ = read_file(dir_.path() / "port");
   }
+
+  [[nodiscard]] const std::string& endpoint() const { return endpoint_; }
 
   ChildProcess& start_worker(int index, std::vector<std::string> extra = {}) {
     std::vector<std::string> args{"worker", "--endpoint", endpoint_, "--index", std::to_string(index), "--size",
@@ -176,4 +179,100 @@ TEST_CASE("a worker killed in the middle of sync_params does not block the other
   const json result = json::parse(read_file(job.result_path()));
   CHECK(result["lost"] == 1);
   for (float v : result["center"].get<std::vector<float>>()) CHECK(std::isfinite(v));
+}
+
+namespace {
+// The worker ids the controller has registered now.
+std::vector<int> registered_workers(const std::string& endpoint) {
+  platoon::ControlClient client(endpoint, 5s);
+  return client.request("test", "platoon-status")["workers"].get<std::vector<int>>();
+}
+
+// Waits until worker `id` is no longer registered; returns how long it took.
+std::optional<std::chrono::milliseconds> time_until_dropped(const std::string& endpoint, int id,
+                                                            std::chrono::steady_clock::time_point since) {
+  while (std::chrono::steady_clock::now() - since < 10s) {
+    const auto ids = registered_workers(endpoint);
+    if (std::find(ids.begin(), ids.end(), id) == ids.end())
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since);
+    std::this_thread::sleep_for(10ms);
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+TEST_CASE("a silent worker killed with SIGKILL is noticed within 2 s and the job goes on") {
+  Job job(2, 40);
+  job.start_controller();
+  job.workers().reserve(2);
+  job.start_worker(0, {"--step-ms", "20"});
+  job.wait_params_ready();
+  ChildProcess& silent = job.start_worker(1, {"--silent", "1"});
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (registered_workers(job.endpoint()).size() < 2) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto killed_at = std::chrono::steady_clock::now();
+  silent.send_signal(SIGKILL);
+  const auto noticed = time_until_dropped(job.endpoint(), 1, killed_at);
+  INFO(job.logs());
+  REQUIRE(noticed);
+  CHECK(noticed->count() <= 2000);
+  REQUIRE(job.workers()[0].wait_for(30s));
+  CHECK(job.workers()[0].status()->success());
+  REQUIRE(job.controller().wait_for(10s));
+  CHECK(job.controller().status()->success());
+  CHECK(job.logs().find("was lost: its process") != std::string::npos);
+}
+
+TEST_CASE("a stopped (silent, alive) worker is dropped after the heartbeat bound, and exits when resumed") {
+  Job job(2, 100);
+  job.start_controller();
+  job.workers().reserve(2);
+  job.start_worker(0, {"--step-ms", "20"});
+  job.wait_params_ready();
+  ChildProcess& frozen = job.start_worker(1, {"--step-ms", "20"});
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (registered_workers(job.endpoint()).size() < 2) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto stopped_at = std::chrono::steady_clock::now();
+  frozen.send_signal(SIGSTOP);
+  const auto noticed = time_until_dropped(job.endpoint(), 1, stopped_at);
+  frozen.send_signal(SIGCONT);
+  INFO(job.logs());
+  REQUIRE(noticed);
+  CHECK(noticed->count() <= 2000 + 500);  // the 2 s bound, plus one tick of the controller
+  // Resumed, it learns that the job dropped it and leaves with the documented code.
+  REQUIRE(frozen.wait_for(30s));
+  CHECK(frozen.status()->code == platoon::Soldier::kExitControllerLost);
+  REQUIRE(job.workers()[0].wait_for(30s));
+  CHECK(job.workers()[0].status()->success());
+  REQUIRE(job.controller().wait_for(10s));
+}
+
+TEST_CASE("a controller killed with SIGKILL: every worker exits with the error") {
+  constexpr int kWorkers = 3;
+  Job job(kWorkers, 100000);
+  job.start_controller();
+  job.workers().reserve(kWorkers);
+  job.start_worker(0, {"--step-ms", "5"});
+  job.wait_params_ready();
+  for (int i = 1; i < kWorkers; ++i) job.start_worker(i, {"--step-ms", "5"});
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (registered_workers(job.endpoint()).size() < kWorkers) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(5ms);
+  }
+  job.controller().send_signal(SIGKILL);
+  for (auto& w : job.workers()) {
+    const auto status = w.wait_for(30s);  // the workers time out after 3 s
+    INFO(job.logs());
+    REQUIRE(status);
+    CHECK(status->code == platoon::Soldier::kExitControllerLost);
+  }
+  const std::string logs = job.logs();
+  CHECK(logs.find("is lost") != std::string::npos);
 }

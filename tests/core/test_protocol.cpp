@@ -64,7 +64,7 @@ TEST_CASE("the controller answers each kind of bad request with an error reply")
   CHECK(error_kind(controller.handle_frame("garbage")) == "bad-request");
   CHECK(error_kind(controller.handle_frame("42")) == "bad-request");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0})")) == "bad-request");
-  CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "next"})")) == "bad-request");  // unregistered
+  CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "next"})")) == "not-registered");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "platoon-nonsense"})")) == "bad-request");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": null, "req": "next"})")) == "bad-request");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": "h:1", "req": "platoon-register"})")) == "bad-request");

@@ -31,6 +31,7 @@ Soldier::Options options_for(const ServedController& served) {
   options.timeout = std::chrono::seconds(5);
   options.params_timeout = std::chrono::seconds(5);
   options.lock_timeout = std::chrono::seconds(5);
+  options.on_controller_lost = Soldier::Options::OnControllerLost::throw_error;  // never exit the test binary
   return options;
 }
 }  // namespace
@@ -110,11 +111,28 @@ TEST_CASE("a Soldier whose controller is gone raises a timeout naming the endpoi
   ServedController served(controller);
   auto options = options_for(served);
   options.timeout = std::chrono::milliseconds(300);
+  options.heartbeat_interval = std::chrono::milliseconds(0);  // only the call itself notices
   Soldier worker(options);
   CHECK(worker.send_req("hello") == "ok");
   served.stop();
   CHECK_THROWS_WITH_AS(worker.send_req("hello"), doctest::Contains(options.endpoint.c_str()), platoon::TimeoutError);
   CHECK_THROWS_AS(worker.send_req("hello"), platoon::TimeoutError);
+}
+
+TEST_CASE("the heartbeat finds a dead controller even while the worker makes no call") {
+  StopController controller;
+  ServedController served(controller);
+  auto options = options_for(served);
+  options.timeout = std::chrono::milliseconds(300);
+  options.heartbeat_interval = std::chrono::milliseconds(50);
+  options.heartbeat_timeout = std::chrono::milliseconds(300);
+  Soldier worker(options);
+  served.stop();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!worker.controller_lost() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(worker.controller_lost());
+  CHECK_THROWS_WITH_AS(worker.send_req("hello"), doctest::Contains("is lost"), platoon::PeerLostError);
 }
 
 TEST_CASE("no controller at all: registering times out") {

@@ -1,12 +1,16 @@
 #include "platoon/soldier.hpp"
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include "platoon/control_client.hpp"
 #include "platoon/error.hpp"
 #include "platoon/process.hpp"
 #include "platoon/protocol.hpp"
+#include "task_pool.hpp"
 
 namespace platoon {
 
@@ -36,8 +40,76 @@ struct Soldier::Impl {
   std::unique_ptr<SyncRule> rule;
   std::optional<SharedSegment> segment;
   std::vector<std::vector<Piece>> pieces_by_chunk;
+  detail::TaskPool pool;
 
-  explicit Impl(Options opts) : options(std::move(opts)), client(options.endpoint, options.timeout, options.curve) {}
+  // The heartbeat thread and what it found.
+  std::thread heartbeat;
+  std::mutex heartbeat_mutex;
+  std::condition_variable heartbeat_wake;
+  bool heartbeat_stop = false;
+  std::atomic<bool> controller_lost{false};
+  std::string controller_lost_reason;  // written before controller_lost is set
+
+  explicit Impl(Options opts)
+      : options(std::move(opts)),
+        client(options.endpoint, options.timeout, options.curve),
+        pool(std::max<std::size_t>(1, options.sync_threads)) {}
+
+  ~Impl() { stop_heartbeat(); }
+
+  void start_heartbeat() {
+    if (options.heartbeat_interval.count() <= 0) return;
+    heartbeat = std::thread([this] { heartbeat_loop(); });
+  }
+
+  void stop_heartbeat() {
+    {
+      std::lock_guard lock(heartbeat_mutex);
+      heartbeat_stop = true;
+    }
+    heartbeat_wake.notify_all();
+    if (heartbeat.joinable()) heartbeat.join();
+  }
+
+  // Runs on its own thread with its own socket: a worker busy computing, or
+  // blocked anywhere, is still seen alive, and still learns that the
+  // controller is gone.
+  void heartbeat_loop() {
+    ControlClient beat(options.endpoint, options.heartbeat_timeout, options.curve);
+    std::unique_lock lock(heartbeat_mutex);
+    while (!heartbeat_wake.wait_for(lock, options.heartbeat_interval, [&] { return heartbeat_stop; })) {
+      lock.unlock();
+      std::string failure;
+      try {
+        beat.request(worker_id, std::string(protocol::kHeartbeat));
+      } catch (const TimeoutError& e) {
+        failure = e.what();
+      } catch (const ErrorReply& e) {
+        failure = str_cat("the controller no longer knows this worker: ", e.what());
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+      lock.lock();
+      if (!failure.empty() && !heartbeat_stop) {
+        on_controller_lost(failure);
+        return;
+      }
+    }
+  }
+
+  void on_controller_lost(const std::string& reason) {
+    controller_lost_reason = str_cat("controller of job ", job_id, " at ", options.endpoint, " is lost: ", reason);
+    controller_lost.store(true);
+    if (options.on_controller_lost == Options::OnControllerLost::exit_process) {
+      log.error(controller_lost_reason, "; exiting with code ", kExitControllerLost);
+      std::_Exit(kExitControllerLost);  // the job is over for this worker, whatever it was doing
+    }
+    log.error(controller_lost_reason);
+  }
+
+  void check_controller() const {
+    if (controller_lost.load()) throw PeerLostError(controller_lost_reason);
+  }
 
   nlohmann::json framework(std::string_view name, const nlohmann::json& info = nullptr) {
     return client.request(worker_id, std::string(name), info);
@@ -102,6 +174,7 @@ Soldier::Soldier(Options options) {
                                 reply.dump(), ": ", e.what()));
   }
   impl_->log.set_tag(str_cat("worker ", impl_->worker_id));
+  impl_->start_heartbeat();
   impl_->log.info("joined job ", impl_->job_id, " at ", impl_->options.endpoint,
                   impl_->first ? " as the first worker" : "");
 }
@@ -110,7 +183,16 @@ Soldier::~Soldier() { close(); }
 
 nlohmann::json Soldier::send_req(const nlohmann::json& req, const nlohmann::json& req_info) {
   if (impl_->closed) throw Error("send_req called after close()");
-  return impl_->client.request(impl_->worker_id, req, req_info);
+  impl_->check_controller();
+  try {
+    return impl_->client.request(impl_->worker_id, req, req_info);
+  } catch (const ErrorReply& e) {
+    // Dropped as lost (e.g. after being stopped for longer than the bound):
+    // the job has gone on without this worker.
+    if (e.kind() != "not-registered") throw;
+    impl_->on_controller_lost(str_cat("the controller dropped this worker: ", e.what()));
+    throw PeerLostError(impl_->controller_lost_reason);
+  }
 }
 
 void Soldier::init_shared_params(std::vector<ParamView> params, std::unique_ptr<SyncRule> rule, bool cleanup) {
@@ -160,13 +242,16 @@ void Soldier::init_shared_params(std::vector<ParamView> params, std::unique_ptr<
 
 void Soldier::sync_params() {
   impl_->require_shared("sync_params");
+  impl_->check_controller();
   impl_->rule->begin_sync();
-  for (std::size_t c = 0; c < impl_->pieces_by_chunk.size(); ++c) {
+  // Chunks go in increasing order on every worker, each under its own lock,
+  // so workers syncing at the same time follow each other chunk by chunk.
+  impl_->pool.run(impl_->pieces_by_chunk.size(), [this](std::size_t c) {
     SegmentLock held = impl_->segment->lock_chunk(c, impl_->options.lock_timeout, impl_->log);
     impl_->for_each_piece_in(c, [&](std::span<float> local, std::span<float> central, std::size_t offset) {
       impl_->rule->apply(local, central, offset);
     });
-  }
+  });
 }
 
 SegmentLock Soldier::lock() {
@@ -197,11 +282,17 @@ SyncRule& Soldier::rule() {
 int Soldier::worker_id() const { return impl_->worker_id; }
 const std::string& Soldier::job_id() const { return impl_->job_id; }
 bool Soldier::first() const { return impl_->first; }
+bool Soldier::controller_lost() const { return impl_->controller_lost.load(); }
 const Logger& Soldier::log() const { return impl_->log; }
 
 void Soldier::close() noexcept {
   if (!impl_ || impl_->closed) return;
   impl_->closed = true;
+  impl_->stop_heartbeat();
+  if (impl_->controller_lost.load()) {
+    impl_->segment.reset();
+    return;
+  }
   try {
     impl_->client.request(impl_->worker_id, std::string(protocol::kDone), nullptr,
                           std::min(impl_->options.timeout, std::chrono::milliseconds(5000)));

@@ -29,21 +29,33 @@ struct ProcessIo {
   int stderr_fd = -1;  ///< -1: inherit
 };
 
+/// How a child is started, beyond its arguments, streams and environment.
+struct SpawnOptions {
+  /// Start the child as the leader of a process group of its own (its
+  /// process group id is its pid). A terminal's Ctrl-C then reaches only the
+  /// parent, which stops its children in order; send_signal() and the
+  /// destructor signal the whole group, so the child's own children are
+  /// reached too.
+  bool own_process_group = false;
+};
+
 class ChildProcess {
  public:
 
   /// Starts `argv[0]` (searched in PATH if it has no slash) with `argv`.
   /// `extra_env` entries ("NAME=value") are added to this process's
-  /// environment. Throws ResourceError naming the program on failure.
+  /// environment, replacing a variable of the same name. Throws ResourceError
+  /// naming the program on failure.
   static ChildProcess spawn(const std::vector<std::string>& argv, const ProcessIo& io = {},
-                            const std::vector<std::string>& extra_env = {});
+                            const std::vector<std::string>& extra_env = {}, const SpawnOptions& options = {});
 
   ChildProcess() = default;
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&& other) noexcept;
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
-  /// Kills (SIGKILL) and reaps the child if it still runs; never throws.
+  /// Kills (SIGKILL; its whole process group if it leads one) and reaps the
+  /// child if it still runs; never throws.
   ~ChildProcess();
 
   [[nodiscard]] pid_t pid() const { return pid_; }
@@ -56,12 +68,17 @@ class ChildProcess {
   std::optional<ExitStatus> poll();
   /// Waits at most `timeout` for the child to end.
   std::optional<ExitStatus> wait_for(std::chrono::milliseconds timeout);
-  /// Sends `signo` if the child still runs.
+  /// Sends `signo` if the child has not been reaped yet: to its process group
+  /// when it was started with SpawnOptions::own_process_group, else to it.
+  /// (An unreaped child keeps its pid, so the signal cannot reach a stranger.)
   void send_signal(int signo) const;
+  /// Whether the child leads a process group of its own.
+  [[nodiscard]] bool own_process_group() const { return own_group_; }
 
  private:
-  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  ChildProcess(pid_t pid, bool own_group) : pid_(pid), own_group_(own_group) {}
   pid_t pid_ = -1;
+  bool own_group_ = false;
   std::optional<ExitStatus> status_;
 };
 

@@ -33,6 +33,17 @@ class ProtocolError : public Error {
   using Error::Error;
 };
 
+/// An error reply from the controller. kind() is the reply's short tag:
+/// "bad-request", "not-registered", "handler-error", ...
+class ErrorReply : public ProtocolError {
+ public:
+  ErrorReply(std::string kind, const std::string& message) : ProtocolError(message), kind_(std::move(kind)) {}
+  [[nodiscard]] const std::string& kind() const { return kind_; }
+
+ private:
+  std::string kind_;
+};
+
 /// Two workers disagree on the parameter layout, or a segment's header does
 /// not describe what the caller expects. The message names the parameter.
 class LayoutError : public Error {

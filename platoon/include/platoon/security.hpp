@@ -3,6 +3,7 @@
 // pair and the list of worker public keys allowed in.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -15,10 +16,12 @@ struct CurveKeyPair {
 
   /// Generates a new key pair. Throws ResourceError if ZeroMQ lacks CURVE.
   static CurveKeyPair generate();
-  /// Reads a key pair written by save(); throws FileError naming the file.
-  static CurveKeyPair load(const std::string& path);
-  /// Writes "public <key>\nsecret <key>\n" with mode 0600.
-  void save(const std::string& path) const;
+  /// Reads a key pair written by save(). Throws FileError naming the file
+  /// when it is missing or malformed, or a key is not 40 Z85 characters.
+  static CurveKeyPair load(const std::filesystem::path& path);
+  /// Writes "public <key>\nsecret <key>\n" atomically with mode 0600.
+  /// Throws ResourceError naming the file when it cannot be written.
+  void save(const std::filesystem::path& path) const;
 };
 
 /// What a worker needs to talk to a CURVE-protected controller. Empty means

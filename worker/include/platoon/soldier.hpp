@@ -44,7 +44,25 @@ class Soldier {
     CurveClientKeys curve;
     /// Elements per lock of the center (set by the first worker only).
     std::size_t chunk_elements = SharedSegment::kDefaultChunkElements;
+    /// Threads that sync_params() uses, the calling thread included. Chunks
+    /// are spread over them; more than one helps with large models when the
+    /// machine has idle cores.
+    std::size_t sync_threads = 1;
+    /// How often a background thread tells the controller this worker is
+    /// alive (and checks that the controller is). Zero disables it.
+    std::chrono::milliseconds heartbeat_interval{500};
+    /// A heartbeat unanswered for this long means the controller is lost.
+    std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(5)};
+    /// What to do when the controller stops answering heartbeats (within
+    /// `heartbeat_timeout`) or no longer knows this worker.
+    enum class OnControllerLost {
+      exit_process,  ///< log the error and end the process with kExitControllerLost
+      throw_error,   ///< make the next Soldier call throw PeerLostError
+    } on_controller_lost = OnControllerLost::exit_process;
   };
+
+  /// The exit code of a worker that ended because its controller was lost.
+  static constexpr int kExitControllerLost = 75;
 
   /// Connects to tcp://127.0.0.1:`port` and registers. Throws TimeoutError
   /// if no controller answers within the default timeout.
@@ -90,6 +108,8 @@ class Soldier {
   /// Whether this worker created the central parameters.
   [[nodiscard]] bool first() const;
   [[nodiscard]] const Logger& log() const;
+  /// Whether the controller was found gone (see Options::on_controller_lost).
+  [[nodiscard]] bool controller_lost() const;
 
   /// Tells the controller this worker is done and unmaps the center (never
   /// removes it). Idempotent. Errors are logged, not thrown: the controller

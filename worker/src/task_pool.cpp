@@ -1,0 +1,78 @@
+#include "task_pool.hpp"
+
+namespace platoon::detail {
+
+TaskPool::TaskPool(std::size_t threads) {
+  for (std::size_t i = 1; i < threads; ++i) helpers_.emplace_back([this] { helper_loop(); });
+}
+
+TaskPool::~TaskPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : helpers_) t.join();
+}
+
+void TaskPool::work() {
+  while (true) {
+    const std::size_t i = next_.fetch_add(1);
+    if (i >= count_) return;
+    try {
+      (*task_)(i);
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+      next_.store(count_);  // skip what is left
+    }
+  }
+}
+
+void TaskPool::helper_loop() {
+  std::size_t seen = 0;
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+      ++busy_helpers_;
+    }
+    work();
+    {
+      std::lock_guard lock(mutex_);
+      --busy_helpers_;
+    }
+    finished_.notify_one();
+  }
+}
+
+void TaskPool::run(std::size_t count, const std::function<void(std::size_t)>& task) {
+  if (helpers_.empty() || count <= 1) {
+    for (std::size_t i = 0; i < count; ++i) task(i);
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    task_ = &task;
+    count_ = count;
+    next_.store(0);
+    error_ = nullptr;
+    ++generation_;
+  }
+  wake_.notify_all();
+  work();
+  std::exception_ptr error;
+  {
+    // Helpers that woke up for this batch finish it; ones that did not wake
+    // in time find no task left (next_ >= count_) and return at once.
+    std::unique_lock lock(mutex_);
+    finished_.wait(lock, [&] { return busy_helpers_ == 0; });
+    error = error_;
+    task_ = nullptr;
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace platoon::detail

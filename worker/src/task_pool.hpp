@@ -1,0 +1,49 @@
+// A fixed set of threads that run the chunks of one sync together. The
+// calling thread works too, so a pool of size 1 has no extra thread at all.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace platoon::detail {
+
+class TaskPool {
+ public:
+  /// `threads` >= 1 counts the caller.
+  explicit TaskPool(std::size_t threads);
+  ~TaskPool();
+  TaskPool(const TaskPool&) = delete;
+  TaskPool& operator=(const TaskPool&) = delete;
+
+  [[nodiscard]] std::size_t size() const { return helpers_.size() + 1; }
+
+  /// Runs task(i) for every i in [0, count), spread over the threads, and
+  /// returns when all are done. Tasks are handed out in increasing order of
+  /// i. The first exception a task throws is rethrown here (the remaining
+  /// tasks are skipped).
+  void run(std::size_t count, const std::function<void(std::size_t)>& task);
+
+ private:
+  void work();      // runs tasks of the current batch until none is left
+  void helper_loop();
+
+  std::vector<std::thread> helpers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable finished_;
+  const std::function<void(std::size_t)>* task_ = nullptr;
+  std::size_t count_ = 0;
+  std::atomic<std::size_t> next_{0};
+  std::size_t generation_ = 0;
+  std::size_t busy_helpers_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace platoon::detail
