@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include <map>
+#include <optional>
 #include <random>
 #include <zmq.hpp>
 
+#include "platoon/checkpoint.hpp"
 #include "platoon/error.hpp"
 #include "platoon/shared_segment.hpp"
+#include "zap_authenticator.hpp"
 
 namespace platoon {
 
@@ -86,7 +89,10 @@ struct Lieutenant::Impl {
   std::string job_id;
   ProcessId self = ProcessId::self();
   zmq::context_t context{1};
+  std::unique_ptr<detail::ZapAuthenticator> authenticator;  // before the socket, gone after it
   std::unique_ptr<zmq::socket_t> socket;
+  std::optional<SharedSegment> center;  // mapped for checkpoints, once ready
+  std::optional<CheckpointSchedule> checkpoints;
   std::string endpoint;
   int port = 0;
   std::atomic<bool> stop_requested{false};
@@ -99,6 +105,42 @@ struct Lieutenant::Impl {
 
   Impl(Lieutenant& o, Options opts) : owner(o), options(std::move(opts)) {
     job_id = options.job_id.empty() ? generate_job_id() : options.job_id;
+    if (!options.resume_path.empty()) {
+      // Fail now, before any worker joins, if the checkpoint is unusable.
+      const Checkpoint checkpoint = load_checkpoint(options.resume_path);
+      log.info("job ", job_id, " resumes from ", options.resume_path, " (", checkpoint.layout.entries().size(),
+               " parameters, ", checkpoint.values.size(), " values)");
+    }
+    if (!options.checkpoint_path.empty())
+      checkpoints.emplace(options.checkpoint_interval, CheckpointSchedule::Clock::now());
+  }
+
+  ~Impl() {
+    socket.reset();
+    authenticator.reset();
+  }
+
+  // Saves the center to the checkpoint path; errors are logged, the job goes on.
+  void save_checkpoint_now(const char* why) {
+    if (!checkpoints || !params_ready) return;
+    try {
+      if (!center) {
+        const SegmentInfo info = SharedSegment::inspect(segment_name());
+        if (!info.layout) throw ResourceError(str_cat("cannot read segment ", segment_name(), ": ", info.problem));
+        center.emplace(SharedSegment::attach(segment_name(), *info.layout, std::chrono::seconds(5)));
+      }
+      std::vector<float> values;
+      {
+        SegmentLock held = center->lock_all(std::chrono::seconds(30), log);
+        values.assign(center->values().begin(), center->values().end());
+      }
+      save_checkpoint(options.checkpoint_path, center->layout(), values,
+                      {{"job_id", job_id}, {"saved_at", utc_timestamp()}, {"reason", why}});
+      checkpoints->mark_saved(CheckpointSchedule::Clock::now());
+      log.info("saved checkpoint ", options.checkpoint_path, " (", why, ")");
+    } catch (const std::exception& e) {
+      log.error("could not save checkpoint ", options.checkpoint_path, ": ", e.what());
+    }
   }
 
   std::string segment_name() const { return SharedSegment::name_for_job(job_id); }
@@ -145,12 +187,14 @@ struct Lieutenant::Impl {
     log.info("worker ", w.id, " joined (pid ", w.process.pid, " on ", w.host, w.creator ? ", creates the center" : "",
              ")");
     owner.on_worker_joined(w);
-    return {{"worker_id", w.id},
+    nlohmann::json reply = {{"worker_id", w.id},
             {"job_id", job_id},
             {"first", w.creator},
             {"segment", segment_name()},
             {"params_ready", params_ready},
             {"controller", {{"pid", self.pid}, {"start_ticks", self.start_ticks}}}};
+    if (w.creator && !options.resume_path.empty()) reply["resume_from"] = options.resume_path;
+    return reply;
   }
 
   nlohmann::json framework_request(const std::string& name, const protocol::Request& r) {
@@ -258,10 +302,17 @@ void Lieutenant::init_control(const std::string& endpoint) {
     throw Error(str_cat("refusing to bind the control endpoint '", endpoint,
                         "' without CURVE keys: only loopback addresses may be used without encryption "
                         "(set Lieutenant::Options::curve)"));
+  if (impl_->options.reclaim_dead_segments) SharedSegment::reclaim_dead(impl_->log);
+  if (curve.enabled() && curve.allowed_client_public_keys.empty())
+    throw Error("CURVE is enabled but no worker key is allowed (CurveServerKeys::allowed_client_public_keys)");
+  // Only workers holding an allowed key get in; the handler must exist before the bind.
+  if (curve.enabled())
+    impl_->authenticator = std::make_unique<detail::ZapAuthenticator>(impl_->context, curve.allowed_client_public_keys);
   auto socket = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::router);
   socket->set(zmq::sockopt::linger, 0);
   socket->set(zmq::sockopt::router_mandatory, 1);
   if (curve.enabled()) {
+    socket->set(zmq::sockopt::zap_domain, "platoon");
     socket->set(zmq::sockopt::curve_server, 1);
     socket->set(zmq::sockopt::curve_secretkey, curve.server.secret_key);
   }
@@ -331,9 +382,12 @@ void Lieutenant::serve() {
     }
     if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
       impl_->check_workers();
+      if (impl_->checkpoints && impl_->checkpoints->due(now)) impl_->save_checkpoint_now("interval");
       next_check = now + impl_->options.tick;
     }
   }
+  impl_->save_checkpoint_now("end of job");
+  impl_->center.reset();
   if (impl_->keep_segment)
     impl_->log.info("keeping shared-memory segment ", impl_->segment_name(), " as its creator asked");
   else if (SharedSegment::remove(impl_->segment_name()))

@@ -322,6 +322,28 @@ std::vector<std::string> SharedSegment::list() {
   return names;
 }
 
+std::vector<std::string> SharedSegment::reclaim_dead(const Logger& log, std::chrono::seconds min_age) {
+  std::vector<std::string> removed;
+  for (const std::string& name : list()) {
+    const SegmentInfo info = inspect(name);
+    std::string why;
+    if (info.problem.empty()) {
+      if (!info.controller.alive())
+        why = str_cat("its job ", info.job_id, " is over: controller pid ", info.controller.pid, " is gone");
+    } else {
+      std::error_code ec;
+      const auto written = std::filesystem::last_write_time(std::filesystem::path("/dev/shm") / name, ec);
+      if (!ec && std::filesystem::file_time_type::clock::now() - written > min_age)
+        why = str_cat("its header is unreadable (", info.problem, ")");
+    }
+    if (!why.empty() && remove(name)) {
+      log.warn("reclaimed stale shared-memory segment ", name, ": ", why);
+      removed.push_back(name);
+    }
+  }
+  return removed;
+}
+
 void SharedSegment::mark_ready() { impl_->header->state.store(kStateReady, std::memory_order_release); }
 
 const std::string& SharedSegment::name() const { return impl_->name; }

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "platoon/checkpoint.hpp"
 #include "platoon/control_client.hpp"
 #include "platoon/error.hpp"
 #include "platoon/process.hpp"
@@ -33,6 +34,7 @@ struct Soldier::Impl {
   std::string job_id;
   std::string segment_name;
   bool first = false;
+  std::string resume_from;  // a checkpoint the first worker starts from
   ProcessId controller;
   bool closed = false;
 
@@ -167,6 +169,7 @@ Soldier::Soldier(Options options) {
     impl_->job_id = reply.at("job_id").get<std::string>();
     impl_->segment_name = reply.at("segment").get<std::string>();
     impl_->first = reply.at("first").get<bool>();
+    impl_->resume_from = reply.value("resume_from", "");
     impl_->controller.pid = reply.at("controller").at("pid").get<std::int64_t>();
     impl_->controller.start_ticks = reply.at("controller").at("start_ticks").get<std::uint64_t>();
   } catch (const nlohmann::json::exception& e) {
@@ -204,6 +207,16 @@ void Soldier::init_shared_params(std::vector<ParamView> params, std::unique_ptr<
   const auto started = std::chrono::steady_clock::now();
 
   if (impl_->first) {
+    if (!impl_->resume_from.empty()) {
+      // Resume: local values and center both start from the checkpoint.
+      std::vector<float> saved(layout.total_size());
+      load_checkpoint_into(impl_->resume_from, layout, saved);
+      for (std::size_t i = 0; i < impl_->params.size(); ++i) {
+        const LayoutEntry& e = layout.entries()[i];
+        std::copy_n(saved.data() + e.offset, e.size, impl_->params[i].data);
+      }
+      impl_->log.info("initialized the parameters from checkpoint ", impl_->resume_from);
+    }
     // A creator that died half-way may have left an uninitialized segment.
     if (SharedSegment::remove(impl_->segment_name))
       impl_->log.warn("removed an unfinished segment ", impl_->segment_name, " left by a previous creator");

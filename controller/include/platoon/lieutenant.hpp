@@ -55,6 +55,18 @@ class Lieutenant {
     std::chrono::milliseconds worker_timeout{2000};
     /// Required to bind to anything but loopback.
     CurveServerKeys curve;
+    /// Where to save the central parameters (atomically: write, fsync,
+    /// rename), every `checkpoint_interval` and at the end of the job. Empty:
+    /// no checkpoints.
+    std::string checkpoint_path;
+    std::chrono::milliseconds checkpoint_interval{std::chrono::minutes(5)};
+    /// A checkpoint to start from: the first worker initializes the center
+    /// from it instead of its own values. Checked when the controller starts
+    /// (FileError or LayoutError there, before any worker joins).
+    std::string resume_path;
+    /// Remove, with a warning, the segments of jobs whose controller died
+    /// (killed with SIGKILL, say) when this job starts.
+    bool reclaim_dead_segments = true;
   };
 
   Lieutenant();

@@ -91,6 +91,13 @@ class SharedSegment {
   /// Names of every platoon segment on this host.
   static std::vector<std::string> list();
 
+  /// Removes the segments whose controller is no longer alive, and those
+  /// whose header is unreadable and that are older than `min_age` (a segment
+  /// being created has an unfinished header for a moment). Each removal is
+  /// logged as a warning. Returns the names removed.
+  static std::vector<std::string> reclaim_dead(const Logger& log,
+                                               std::chrono::seconds min_age = std::chrono::seconds(60));
+
   /// The segment name platoon uses for a job.
   static std::string name_for_job(const std::string& job_id);
 

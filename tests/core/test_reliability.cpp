@@ -1,0 +1,173 @@
+// Failure handling of the controller and the workers in one process:
+// checkpoints and resume, stale segments, and the security of the control
+// endpoint.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "platoon/checkpoint.hpp"
+#include "platoon/child_process.hpp"
+#include "platoon/error.hpp"
+#include "platoon/shared_segment.hpp"
+#include "platoon/soldier.hpp"
+#include "test_support.hpp"
+
+using nlohmann::json;
+using platoon::Soldier;
+using platoon::testing::ServedController;
+using platoon::testing::TempDir;
+using namespace std::chrono_literals;
+
+namespace {
+class EndingController : public platoon::Lieutenant {
+ public:
+  explicit EndingController(Options options) : Lieutenant(std::move(options)) {}
+
+ protected:
+  json handle_control(const json& req, const platoon::WorkerInfo&, const json&) override {
+    if (req == "end") end_job();
+    return "ok";
+  }
+};
+
+Soldier::Options soldier_options(const std::string& endpoint) {
+  Soldier::Options options;
+  options.endpoint = endpoint;
+  options.timeout = 5s;
+  options.on_controller_lost = Soldier::Options::OnControllerLost::throw_error;
+  return options;
+}
+
+// A process id that certainly belonged to a process that is now gone.
+platoon::ProcessId dead_process() {
+  auto child = platoon::ChildProcess::spawn({"true"});
+  REQUIRE(child.wait_for(5s));
+  return {child.pid(), 1};
+}
+}  // namespace
+
+TEST_CASE("checkpoints are saved at the end of the job, and a new job resumes from one") {
+  TempDir dir;
+  const auto path = (dir.path() / "center.ckpt").string();
+  std::vector<float> saved_center;
+  {
+    auto options = platoon::testing::test_controller_options();
+    options.checkpoint_path = path;
+    options.checkpoint_interval = 20ms;
+    EndingController controller(options);
+    ServedController served(controller);
+    std::vector<float> w(6, 2.0f), b(3, -1.0f);
+    Soldier worker(soldier_options(served.endpoint()));
+    worker.init_shared_params({{"w", w.data(), {2, 3}}, {"b", b.data(), {3}}}, std::make_unique<platoon::EASGD>(0.5f));
+    std::fill(w.begin(), w.end(), 4.0f);
+    worker.sync_params();  // center w = 3.0
+    std::this_thread::sleep_for(100ms);  // at least one interval checkpoint
+    REQUIRE(std::filesystem::exists(path));
+    worker.send_req("end");
+    {
+      auto guard = worker.lock();
+      saved_center.assign(worker.central_values().begin(), worker.central_values().end());
+    }
+    worker.close();
+    served.stop();
+  }
+  // Owner-only, and holding the final center.
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  const platoon::Checkpoint checkpoint = platoon::load_checkpoint(path);
+  CHECK(checkpoint.values == saved_center);
+  CHECK(checkpoint.values[0] == doctest::Approx(3.0f));
+
+  // Resume: the first worker of the new job starts from the checkpoint, not its own values.
+  auto options = platoon::testing::test_controller_options();
+  options.resume_path = path;
+  EndingController controller(options);
+  ServedController served(controller);
+  std::vector<float> w(6, 100.0f), b(3, 100.0f);
+  Soldier worker(soldier_options(served.endpoint()));
+  REQUIRE(worker.first());
+  worker.init_shared_params({{"w", w.data(), {2, 3}}, {"b", b.data(), {3}}}, std::make_unique<platoon::EASGD>(0.5f));
+  CHECK(w[0] == doctest::Approx(3.0f));
+  CHECK(b[0] == doctest::Approx(-1.0f));
+  auto guard = worker.lock();
+  CHECK(std::vector<float>(worker.central_values().begin(), worker.central_values().end()) == saved_center);
+}
+
+TEST_CASE("a truncated checkpoint or one of another layout is refused with a clear error") {
+  TempDir dir;
+  const auto path = dir.path() / "c.ckpt";
+  std::vector<float> values(12, 1.0f);
+  std::vector<platoon::ParamView> params{{"W", values.data(), {3, 4}}};
+  platoon::save_checkpoint(path, platoon::Layout::of(params), values);
+
+  // Another layout: refused when the first worker initializes, naming the parameter.
+  {
+    auto options = platoon::testing::test_controller_options();
+    options.resume_path = path.string();
+    EndingController controller(options);
+    ServedController served(controller);
+    std::vector<float> other(12);
+    Soldier worker(soldier_options(served.endpoint()));
+    CHECK_THROWS_WITH_AS(worker.init_shared_params({{"W", other.data(), {4, 3}}}, std::make_unique<platoon::EASGD>(0.5f)),
+                         doctest::Contains("'W' has shape [3, 4]"), platoon::LayoutError);
+  }
+  // Truncated: refused by the controller before any worker joins.
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 5);
+  auto options = platoon::testing::test_controller_options();
+  options.resume_path = path.string();
+  CHECK_THROWS_WITH_AS(EndingController{options}, doctest::Contains("truncated"), platoon::FileError);
+}
+
+TEST_CASE("a new job reclaims the segments of dead jobs and keeps the live ones") {
+  std::vector<float> v(16, 1.0f);
+  std::vector<platoon::ParamView> params{{"v", v.data(), {16}}};
+  const auto layout = platoon::Layout::of(params);
+  const std::string dead_name = platoon::SharedSegment::name_for_job(platoon::testing::unique_name("dead"));
+  const std::string live_name = platoon::SharedSegment::name_for_job(platoon::testing::unique_name("live"));
+  {
+    auto dead = platoon::SharedSegment::create(dead_name, "dead-job", layout, dead_process());
+    auto live = platoon::SharedSegment::create(live_name, "live-job", layout, platoon::ProcessId::self());
+  }
+  EndingController controller(platoon::testing::test_controller_options());
+  controller.init_control(0);  // a job start
+  const auto names = platoon::SharedSegment::list();
+  CHECK(std::find(names.begin(), names.end(), dead_name) == names.end());
+  CHECK(std::find(names.begin(), names.end(), live_name) != names.end());
+  platoon::SharedSegment::remove(live_name);
+}
+
+TEST_CASE("binding beyond loopback needs CURVE keys; with them only allowed workers get in") {
+  auto options = platoon::testing::test_controller_options();
+  {
+    EndingController controller(options);
+    CHECK_THROWS_WITH_AS(controller.init_control("tcp://0.0.0.0:*"), doctest::Contains("without CURVE keys"),
+                         platoon::Error);
+  }
+  const auto server = platoon::CurveKeyPair::generate();
+  const auto allowed = platoon::CurveKeyPair::generate();
+  const auto stranger = platoon::CurveKeyPair::generate();
+  options.curve.server = server;
+  options.curve.allowed_client_public_keys = {allowed.public_key};
+  EndingController controller(options);
+  controller.init_control("tcp://0.0.0.0:*");
+  std::thread serving([&] { controller.serve(); });
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(controller.port());
+
+  auto with_key = soldier_options(endpoint);
+  with_key.curve = {server.public_key, allowed};
+  {
+    Soldier worker(with_key);
+    CHECK(worker.send_req("hello") == "ok");
+  }
+  auto wrong_key = soldier_options(endpoint);
+  wrong_key.timeout = 500ms;
+  wrong_key.curve = {server.public_key, stranger};
+  CHECK_THROWS_AS(Soldier{wrong_key}, platoon::TimeoutError);
+  auto no_key = soldier_options(endpoint);
+  no_key.timeout = 500ms;
+  CHECK_THROWS_AS(Soldier{no_key}, platoon::TimeoutError);
+  controller.stop();
+  serving.join();
+}
