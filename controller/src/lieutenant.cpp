@@ -346,7 +346,16 @@ std::vector<WorkerInfo> Lieutenant::workers() const {
   return out;
 }
 
-std::string Lieutenant::handle_frame(std::string_view frame) { return impl_->answer(frame).dump(); }
+std::string Lieutenant::handle_frame(std::string_view frame) {
+  // Error messages may quote the offending bytes: replace invalid UTF-8
+  // rather than fail to answer.
+  constexpr auto replace = nlohmann::json::error_handler_t::replace;
+  try {
+    return impl_->answer(frame).dump(-1, ' ', false, replace);
+  } catch (const std::exception& e) {
+    return protocol::error_reply("internal-error", e.what()).dump(-1, ' ', false, replace);
+  }
+}
 
 void Lieutenant::on_worker_joined(const WorkerInfo&) {}
 void Lieutenant::on_worker_left(const WorkerInfo&) {}

@@ -70,6 +70,8 @@ TEST_CASE("the controller answers each kind of bad request with an error reply")
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": "h:1", "req": "platoon-register"})")) == "bad-request");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "platoon-register", "req_info": {"pid": "x"}})")) ==
         "bad-request");
+  // Bytes that are not UTF-8 are quoted in the error, replaced, not fatal (a fuzzer finding).
+  CHECK(error_kind(controller.handle_frame("{\"worker_id\": 0, \"req\"\xff\xff\x01}")) == "bad-request");
   // A well-formed registration then a failing handler.
   const json reg = json::parse(controller.handle_frame(
       R"({"worker_id": "h:1", "req": "platoon-register", "req_info": {"pid": 1, "host": "h"}})"));
