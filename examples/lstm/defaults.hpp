@@ -1,0 +1,28 @@
+// Hyper-parameters of the LSTM example (row by row, 28 steps of 28 pixels),
+// shared by its controller and worker.
+#pragma once
+
+#include "example_worker.hpp"
+
+namespace platoon::examples::lstm {
+
+inline ScheduleOptions schedule_defaults() {
+  ScheduleOptions s;
+  s.valid_every = 1000;  // minibatches, all workers together
+  s.patience = 10;
+  return s;
+}
+
+inline WorkerDefaults worker_defaults() {
+  WorkerDefaults d;
+  d.batch = 64;
+  d.learning_rate = 2e-3;
+  d.optimizer = "adam";
+  d.sync_every = 10;
+  d.alpha = 0.5;
+  d.clip_norm = 5.0;
+  d.schedule = schedule_defaults();
+  return d;
+}
+
+}  // namespace platoon::examples::lstm

@@ -1,0 +1,28 @@
+// Hyper-parameters of the MLP example (784-256-128-10), shared by its
+// controller and worker.
+#pragma once
+
+#include "example_worker.hpp"
+
+namespace platoon::examples::mlp {
+
+inline ScheduleOptions schedule_defaults() {
+  ScheduleOptions s;
+  s.valid_every = 500;   // minibatches, all workers together
+  s.patience = 20;
+  s.max_seconds = 0;     // the job is bounded by --max-time or --max-minibatches
+  return s;
+}
+
+inline WorkerDefaults worker_defaults() {
+  WorkerDefaults d;
+  d.batch = 64;
+  d.learning_rate = 1e-3;
+  d.optimizer = "adam";
+  d.sync_every = 10;
+  d.alpha = 0.5;
+  d.schedule = schedule_defaults();
+  return d;
+}
+
+}  // namespace platoon::examples::mlp

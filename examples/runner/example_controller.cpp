@@ -1,0 +1,122 @@
+#include "example_controller.hpp"
+
+#include <cstdio>
+#include <iostream>
+
+#include "flags.hpp"
+#include "platoon/error.hpp"
+
+namespace platoon::examples {
+
+using nlohmann::json;
+
+ExampleController::ExampleController(Lieutenant::Options options, ScheduleOptions schedule)
+    : Lieutenant(std::move(options)), schedule_(schedule), started_(std::chrono::steady_clock::now()) {}
+
+double ExampleController::elapsed_seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+}
+
+json ExampleController::handle_control(const json& req, const WorkerInfo& worker, const json&) {
+  if (req == "next") {
+    const bool was_stopping = schedule_.stopping();
+    const Decision d = schedule_.next(elapsed_seconds());
+    if (d.action == Action::stop) {
+      if (!was_stopping) log().info("stopping: ", schedule_.stop_reason());
+      end_job();
+      return {{"action", "stop"}};
+    }
+    if (d.action == Action::valid) {
+      validating_worker_ = worker.id;
+      return {{"action", "valid"}};
+    }
+    return {{"action", "train"}, {"minibatches", d.minibatches}};
+  }
+  if (!req.is_object()) throw Error(str_cat("unknown request ", req.dump()));
+  if (req.contains("done")) {
+    schedule_.trained(req.at("done").get<long>());
+    return "ok";
+  }
+  if (req.contains("valid_error")) {
+    const double error = req.at("valid_error").get<double>();
+    validating_worker_.reset();
+    const Validation v = schedule_.validated(error);
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "validation %d: accuracy %.4f (best %.4f)%s  %.1f s  %ld minibatches  (worker %d)", v.number,
+                  1.0 - v.error, 1.0 - v.best, v.improved ? " *" : "  ", elapsed_seconds(),
+                  schedule_.minibatches_trained(), worker.id);
+    log().info(line);
+    return {{"best", v.improved}};
+  }
+  if (req.contains("finished")) {
+    finished_.insert(worker.id);
+    // The last worker still in the job evaluates the center on the test set:
+    // every other worker has made its final sync by then.
+    return {{"test", workers().size() == 1}};
+  }
+  if (req.contains("test_accuracy")) {
+    test_accuracy_ = req.at("test_accuracy").get<double>();
+    char line[120];
+    std::snprintf(line, sizeof line, "test accuracy %.4f  %.1f s", *test_accuracy_, elapsed_seconds());
+    log().info(line);
+    return "ok";
+  }
+  throw Error(str_cat("unknown request ", req.dump()));
+}
+
+void ExampleController::on_worker_lost(const WorkerInfo& worker, const std::string& reason) {
+  Lieutenant::on_worker_lost(worker, reason);
+  if (validating_worker_ == worker.id) {
+    validating_worker_.reset();
+    schedule_.validation_abandoned();
+  }
+}
+
+void ExampleController::log_summary() const {
+  char line[300];
+  std::snprintf(line, sizeof line, "job over (%s): %ld minibatches in %.1f s, best validation accuracy %.4f",
+                schedule_.stop_reason().empty() ? "stopped" : schedule_.stop_reason().c_str(),
+                schedule_.minibatches_trained(), elapsed_seconds(), 1.0 - schedule_.best_error());
+  log().info(line);
+  if (test_accuracy_) {
+    std::snprintf(line, sizeof line, "final test accuracy %.4f", *test_accuracy_);
+    log().info(line);
+  }
+}
+
+int run_example_controller(int argc, char** argv, const ScheduleOptions& defaults) {
+  try {
+    const Flags flags(argc, argv,
+                      {"--port", "--endpoint", "--max-minibatches", "--max-time", "--valid-every", "--patience",
+                       "--target-accuracy", "--minibatches-per-request", "--checkpoint", "--checkpoint-every",
+                       "--resume", "--worker-timeout"},
+                      {});
+    Lieutenant::Options options;
+    options.checkpoint_path = flags.get("--checkpoint", "");
+    options.checkpoint_interval = std::chrono::milliseconds(
+        static_cast<long>(flags.get_double("--checkpoint-every", 60.0) * 1000));
+    options.resume_path = flags.get("--resume", "");
+    options.worker_timeout =
+        std::chrono::milliseconds(static_cast<long>(flags.get_double("--worker-timeout", 2.0) * 1000));
+    ScheduleOptions schedule = defaults;
+    schedule.max_minibatches = flags.get_int("--max-minibatches", defaults.max_minibatches);
+    schedule.max_seconds = flags.get_double("--max-time", defaults.max_seconds);
+    schedule.valid_every = flags.get_int("--valid-every", defaults.valid_every);
+    schedule.patience = static_cast<int>(flags.get_int("--patience", defaults.patience));
+    schedule.target_accuracy = flags.get_double("--target-accuracy", defaults.target_accuracy);
+    schedule.minibatches_per_request =
+        static_cast<int>(flags.get_int("--minibatches-per-request", defaults.minibatches_per_request));
+    ExampleController controller(options, schedule);
+    if (flags.has("--endpoint")) controller.init_control(flags.get("--endpoint", ""));
+    else controller.init_control(static_cast<int>(flags.get_int("--port", 5567)));
+    controller.serve();
+    controller.log_summary();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "controller: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace platoon::examples

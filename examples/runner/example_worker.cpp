@@ -1,0 +1,221 @@
+#include "example_worker.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+
+#include "common/idx.hpp"
+#include "common/optimizer.hpp"
+#include "common/train.hpp"
+#include "flags.hpp"
+#include "platoon/error.hpp"
+#include "platoon/control_client.hpp"
+#include "platoon/soldier.hpp"
+
+namespace platoon::examples {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kValidationSize = 5000;  // the last 5000 training images
+
+// The data a worker trains and evaluates on.
+struct Data {
+  FashionMnist set;
+  std::vector<std::size_t> train;  // indices into the training images
+  std::vector<std::size_t> valid;
+};
+
+Data load_data(const std::string& dir, long train_limit) {
+  Data d{load_fashion_mnist(dir), {}, {}};
+  const std::size_t n = d.set.train_images.count;
+  if (n <= kValidationSize) throw Error(str_cat("the training set in ", dir, " has only ", n, " images"));
+  const std::size_t train_end = n - kValidationSize;
+  const std::size_t train_n = train_limit > 0 ? std::min<std::size_t>(train_limit, train_end) : train_end;
+  for (std::size_t i = 0; i < train_n; ++i) d.train.push_back(i);
+  for (std::size_t i = train_end; i < n; ++i) d.valid.push_back(i);
+  return d;
+}
+
+double accuracy_on(Model& model, const IdxImages& images, std::span<const std::uint8_t> labels,
+                   const std::vector<std::size_t>& indices) {
+  Batch batch;
+  gather_batch(images, labels, indices, batch);
+  return accuracy(model, batch.images.data(), batch.labels.data(), batch.size());
+}
+
+// Trains minibatches in order, reshuffling at each epoch.
+class MinibatchStream {
+ public:
+  MinibatchStream(Model& model, Optimizer& optimizer, const Data& data, int batch, std::uint64_t seed,
+                  float clip_norm)
+      : trainer_(model, optimizer, data.set.train_images, data.set.train_labels),
+        indices_(data.train),
+        shuffler_(data.train.size(), seed),
+        batch_(batch) {
+    trainer_.set_clip_norm(clip_norm);
+  }
+
+  void step() {
+    if (position_ + batch_ > order_.size()) {
+      const auto permutation = shuffler_.next_epoch();
+      order_.clear();
+      for (std::size_t i : permutation) order_.push_back(indices_[i]);
+      position_ = 0;
+    }
+    trainer_.step(std::span<const std::size_t>(order_).subspan(position_, batch_));
+    position_ += batch_;
+    samples_ += batch_;
+  }
+  [[nodiscard]] long samples() const { return samples_; }
+
+ private:
+  Trainer trainer_;
+  const std::vector<std::size_t>& indices_;
+  IndexShuffler shuffler_;
+  std::vector<std::size_t> order_;
+  std::size_t position_ = 0;
+  std::size_t batch_;
+  long samples_ = 0;
+};
+
+void print_throughput(long samples, double train_seconds, long minibatches) {
+  std::printf("trained %ld minibatches (%ld samples) in %.2f s\n", minibatches, samples, train_seconds);
+  std::printf("throughput %.1f\n", train_seconds > 0 ? samples / train_seconds : 0.0);
+  std::fflush(stdout);
+}
+
+int run_standalone(const Flags& flags, const WorkerDefaults& defaults, Model& model, Optimizer& optimizer,
+                   const Data& data, int batch, float clip_norm, std::uint64_t seed) {
+  ScheduleOptions options = defaults.schedule;
+  options.max_minibatches = flags.get_int("--max-minibatches", options.max_minibatches);
+  options.max_seconds = flags.get_double("--max-time", options.max_seconds);
+  options.valid_every = flags.get_int("--valid-every", options.valid_every);
+  options.patience = static_cast<int>(flags.get_int("--patience", options.patience));
+  options.target_accuracy = flags.get_double("--target-accuracy", options.target_accuracy);
+  TrainingSchedule schedule(options);
+  Logger log("standalone");
+  MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm);
+  const auto started = Clock::now();
+  double train_seconds = 0;
+  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
+  while (true) {
+    const Decision d = schedule.next(elapsed());
+    if (d.action == Action::stop) break;
+    if (d.action == Action::valid) {
+      const double acc = accuracy_on(model, data.set.train_images, data.set.train_labels, data.valid);
+      const Validation v = schedule.validated(1.0 - acc);
+      char line[160];
+      std::snprintf(line, sizeof line, "validation %d: accuracy %.4f (best %.4f)%s  %.1f s  %ld minibatches",
+                    v.number, acc, 1.0 - v.best, v.improved ? " *" : "  ", elapsed(), schedule.minibatches_trained());
+      log.info(line);
+      continue;
+    }
+    const auto t0 = Clock::now();
+    for (long i = 0; i < d.minibatches; ++i) stream.step();
+    train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    schedule.trained(d.minibatches);
+  }
+  log.info("stopping: ", schedule.stop_reason());
+  const double test = accuracy(model, data.set.test_images.pixels.data(), data.set.test_labels.data(),
+                               static_cast<int>(data.set.test_labels.size()));
+  char line[80];
+  std::snprintf(line, sizeof line, "test accuracy %.4f  %.1f s", test, elapsed());
+  log.info(line);
+  print_throughput(stream.samples(), train_seconds, schedule.minibatches_trained());
+  return 0;
+}
+
+int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Model& model, Optimizer& optimizer,
+                        const Data& data, int batch, float clip_norm, const ModelFactory& make_model,
+                        int hidden) {
+  Soldier::Options options;
+  options.endpoint = flags.has("--endpoint") ? flags.get("--endpoint", "")
+                                             : loopback_endpoint(static_cast<int>(flags.get_int("--port", 5567)));
+  options.sync_threads = static_cast<std::size_t>(flags.get_int("--sync-threads", 1));
+  Soldier soldier(options);
+  soldier.init_shared_params(model.param_views(),
+                             std::make_unique<EASGD>(static_cast<float>(flags.get_double("--alpha", defaults.alpha))));
+  // Every worker shuffles its own way.
+  const std::uint64_t seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1)) * 1000 + soldier.worker_id();
+  MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm);
+  const long sync_every = flags.get_int("--sync-every", defaults.sync_every);
+  if (sync_every <= 0) throw Error("--sync-every must be positive");
+
+  // Validation and test look at the center through a scratch model, so the
+  // worker's own progress is never thrown away.
+  std::unique_ptr<Model> scratch = make_model(1, hidden);
+  auto center_accuracy = [&](const IdxImages& images, std::span<const std::uint8_t> labels,
+                             const std::vector<std::size_t>* indices) {
+    {
+      auto guard = soldier.lock();
+      const auto center = soldier.central_values();
+      std::copy(center.begin(), center.end(), scratch->params().begin());
+    }
+    if (indices) return accuracy_on(*scratch, images, labels, *indices);
+    return accuracy(*scratch, images.pixels.data(), labels.data(), static_cast<int>(labels.size()));
+  };
+
+  long minibatches = 0;
+  double train_seconds = 0;
+  while (true) {
+    const json what = soldier.send_req("next");
+    const std::string action = what.at("action").get<std::string>();
+    if (action == "stop") break;
+    if (action == "valid") {
+      const double acc = center_accuracy(data.set.train_images, data.set.train_labels, &data.valid);
+      soldier.send_req({{"valid_error", 1.0 - acc}});
+      continue;
+    }
+    if (action != "train") throw ProtocolError(str_cat("unexpected answer from the controller: ", what.dump()));
+    const long k = what.at("minibatches").get<long>();
+    const auto t0 = Clock::now();
+    for (long i = 0; i < k; ++i) {
+      stream.step();
+      if (++minibatches % sync_every == 0) soldier.sync_params();
+    }
+    train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    soldier.send_req({{"done", k}});
+  }
+  soldier.sync_params();  // the center gets this worker's last progress
+  if (soldier.send_req({{"finished", true}}).value("test", false)) {
+    const double test = center_accuracy(data.set.test_images, data.set.test_labels, nullptr);
+    soldier.send_req({{"test_accuracy", test}});
+  }
+  soldier.close();
+  print_throughput(stream.samples(), train_seconds, minibatches);
+  return 0;
+}
+
+}  // namespace
+
+int run_example_worker(int argc, char** argv, const WorkerDefaults& defaults, const ModelFactory& make_model) {
+  try {
+    const Flags flags(argc, argv,
+                      {"--port", "--endpoint", "--data", "--batch", "--lr", "--optimizer", "--sync-every", "--alpha",
+                       "--seed", "--hidden", "--clip-norm", "--train-limit", "--sync-threads", "--max-minibatches",
+                       "--max-time", "--valid-every", "--patience", "--target-accuracy"},
+                      {"--standalone"});
+    const Data data = load_data(flags.get("--data", default_fashion_mnist_dir()),
+                                flags.get_int("--train-limit", 0));
+    const int hidden = static_cast<int>(flags.get_int("--hidden", 0));
+    const auto seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1));
+    std::unique_ptr<Model> model = make_model(seed, hidden);
+    const auto optimizer = make_optimizer(flags.get("--optimizer", defaults.optimizer),
+                                          static_cast<float>(flags.get_double("--lr", defaults.learning_rate)));
+    const int batch = static_cast<int>(flags.get_int("--batch", defaults.batch));
+    if (batch <= 0) throw Error("--batch must be positive");
+    const auto clip = static_cast<float>(flags.get_double("--clip-norm", defaults.clip_norm));
+    if (flags.has("--standalone")) return run_standalone(flags, defaults, *model, *optimizer, data, batch, clip, seed);
+    return run_with_controller(flags, defaults, *model, *optimizer, data, batch, clip, make_model, hidden);
+  } catch (const std::exception& e) {
+    std::cerr << "worker: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace platoon::examples
