@@ -168,6 +168,7 @@ struct Lieutenant::Impl {
     if (ending) throw ProtocolError(str_cat("job ", job_id, " is ending; no new worker may join"));
     const nlohmann::json& info = r.req_info;
     if (!info.is_object()) throw ProtocolError("platoon-register needs req_info {pid, start_ticks, host}");
+    const std::string here = host_name();
     WorkerInfo w;
     try {
       w.process.pid = info.at("pid").get<std::int64_t>();
@@ -178,7 +179,17 @@ struct Lieutenant::Impl {
     }
     w.id = next_worker_id++;
     w.last_seen = std::chrono::steady_clock::now();
-    // The first worker to arrive while nobody is creating the center creates it.
+    // The first worker to arrive while nobody is creating the center creates
+    // it. A creator that died is replaced at once, without waiting for the
+    // next liveness check (a restarted first worker must not wait for itself).
+    if (!params_ready && creator_id >= 0 && workers.contains(creator_id)) {
+      const WorkerInfo& creator = workers.at(creator_id);
+      if (creator.host == here && !creator.process.alive()) {
+        const WorkerInfo gone = creator;
+        workers.erase(creator_id);
+        owner.on_worker_lost(gone, str_cat("its process ", gone.process.pid, " is gone"));
+      }
+    }
     if (!params_ready && (creator_id < 0 || !workers.contains(creator_id))) {
       creator_id = w.id;
       w.creator = true;

@@ -5,6 +5,19 @@
 #include "platoon/error.hpp"
 #include "platoon/log.hpp"
 
+// The loops below are memory-bound for large models (16 or 24 bytes per
+// element) but run from cache for small ones, where the vector width counts:
+// with AVX-512 a 1 M-element EASGD pass is about 1.6x faster than with the
+// SSE2 of a generic x86-64 build. So on x86-64 each loop is compiled for
+// AVX-512, AVX2 and the build's baseline, and the best one for the CPU is
+// picked at load time. Sanitizer builds keep one version.
+#if defined(__x86_64__) && defined(__gnu_linux__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
+#define PLATOON_SYNC_LOOP __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PLATOON_SYNC_LOOP
+#endif
+
 namespace platoon {
 
 namespace {
@@ -13,6 +26,34 @@ float checked_alpha(float alpha) {
     throw Error(str_cat("EASGD alpha must be in (0, 1], got ", alpha));
   return alpha;
 }
+
+// One pass, 16 bytes per element: read both, write both. Both writes use
+// the same d, computed from the values before either write.
+PLATOON_SYNC_LOOP void easgd_loop(float* __restrict l, float* __restrict c, std::size_t n, float a) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float d = a * (l[i] - c[i]);
+    l[i] -= d;
+    c[i] += d;
+  }
+}
+
+PLATOON_SYNC_LOOP void asgd_loop(float* __restrict l, float* __restrict c, float* __restrict last, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float center = c[i] + (l[i] - last[i]);
+    c[i] = center;
+    l[i] = center;
+    last[i] = center;
+  }
+}
+
+PLATOON_SYNC_LOOP void weighted_loop(float* __restrict l, float* __restrict c, std::size_t n, float alpha, float beta) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float value = alpha * c[i] + beta * l[i];
+    c[i] = value;
+    l[i] = value;
+  }
+}
+
 }  // namespace
 
 EASGD::EASGD(float alpha) : alpha_(checked_alpha(alpha)), alpha_this_sync_(alpha) {}
@@ -23,16 +64,7 @@ std::string EASGD::describe() const { return str_cat("EASGD(alpha=", alpha(), ")
 
 void EASGD::apply(std::span<float> local, std::span<float> central, std::size_t /*offset*/) {
   PLATOON_ENFORCE(local.size() == central.size(), "EASGD piece sizes differ");
-  const float a = alpha_this_sync_;
-  float* __restrict l = local.data();
-  float* __restrict c = central.data();
-  const std::size_t n = local.size();
-  // One pass, 16 bytes per element: read both, write both.
-  for (std::size_t i = 0; i < n; ++i) {
-    const float d = a * (l[i] - c[i]);
-    l[i] -= d;
-    c[i] += d;
-  }
+  easgd_loop(local.data(), central.data(), local.size(), alpha_this_sync_);
 }
 
 void ASGD::init_piece(std::span<const float> local, std::size_t offset) {
@@ -43,16 +75,7 @@ void ASGD::init_piece(std::span<const float> local, std::size_t offset) {
 void ASGD::apply(std::span<float> local, std::span<float> central, std::size_t offset) {
   PLATOON_ENFORCE(local.size() == central.size(), "ASGD piece sizes differ");
   PLATOON_ENFORCE(offset + local.size() <= last_.size(), "ASGD piece outside the attached vector");
-  float* __restrict l = local.data();
-  float* __restrict c = central.data();
-  float* __restrict last = last_.data() + offset;
-  const std::size_t n = local.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const float center = c[i] + (l[i] - last[i]);
-    c[i] = center;
-    l[i] = center;
-    last[i] = center;
-  }
+  asgd_loop(local.data(), central.data(), last_.data() + offset, local.size());
 }
 
 WeightedAverage::WeightedAverage(float alpha, float beta) : alpha_(alpha), beta_(beta) {
@@ -66,14 +89,7 @@ std::string WeightedAverage::describe() const {
 
 void WeightedAverage::apply(std::span<float> local, std::span<float> central, std::size_t /*offset*/) {
   PLATOON_ENFORCE(local.size() == central.size(), "WeightedAverage piece sizes differ");
-  float* __restrict l = local.data();
-  float* __restrict c = central.data();
-  const std::size_t n = local.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const float value = alpha_ * c[i] + beta_ * l[i];
-    c[i] = value;
-    l[i] = value;
-  }
+  weighted_loop(local.data(), central.data(), local.size(), alpha_, beta_);
 }
 
 }  // namespace platoon

@@ -275,4 +275,11 @@ TEST_CASE("a controller killed with SIGKILL: every worker exits with the error")
   }
   const std::string logs = job.logs();
   CHECK(logs.find("is lost") != std::string::npos);
+  // The killed controller left its segment; the next job reclaims it.
+  std::string left;
+  for (const auto& name : platoon::SharedSegment::list())
+    if (platoon::SharedSegment::inspect(name).controller.pid == job.controller().pid()) left = name;
+  REQUIRE_FALSE(left.empty());
+  const auto reclaimed = platoon::SharedSegment::reclaim_dead(platoon::Logger("test"));
+  CHECK(std::find(reclaimed.begin(), reclaimed.end(), left) != reclaimed.end());
 }

@@ -33,7 +33,8 @@ struct SyncEvent {
 
 // Runs `minibatches` minibatches of `compute` each; the k-th sync (from 0)
 // takes cost(k). Returns the syncs made.
-std::vector<SyncEvent> run_loop(SyncPolicy& policy, FakeClock& clock, int minibatches, std::chrono::microseconds compute,
+std::vector<SyncEvent> run_loop(SyncPolicy& policy, FakeClock& clock, int minibatches,
+                                std::chrono::microseconds compute,
                                 const std::function<std::chrono::microseconds(std::size_t)>& cost) {
   std::vector<SyncEvent> syncs;
   const auto origin = clock.t;
@@ -122,8 +123,7 @@ TEST_CASE("RateLimited adapts at once when syncs get 10x slower") {
   FakeClock clock;
   RateLimited policy(0.2, 1, 0.9, clock.fn());
   const std::size_t slow_from = 40;
-  const auto syncs =
-      run_loop(policy, clock, 20000, 100us, [&](std::size_t k) { return k < slow_from ? 1ms : 10ms; });
+  const auto syncs = run_loop(policy, clock, 20000, 100us, [&](std::size_t k) { return k < slow_from ? 1ms : 10ms; });
   REQUIRE(syncs.size() > slow_from + 20);
   const auto interval = [&](std::size_t k) { return syncs[k].end_us - syncs[k - 1].end_us; };
   // Before: 1 ms syncs every 5 ms. The first slow sync could not be foreseen
@@ -141,8 +141,7 @@ TEST_CASE("RateLimited trusts faster syncs gradually, never going over the rate"
   FakeClock clock;
   RateLimited policy(0.2, 1, 0.9, clock.fn());
   const std::size_t fast_from = 10;
-  const auto syncs =
-      run_loop(policy, clock, 40000, 100us, [&](std::size_t k) { return k < fast_from ? 10ms : 1ms; });
+  const auto syncs = run_loop(policy, clock, 40000, 100us, [&](std::size_t k) { return k < fast_from ? 10ms : 1ms; });
   for (std::size_t k = 1; k < syncs.size(); ++k) CHECK(cycle_share(syncs, k) <= 0.2);
   // Right after the speed-up the policy still expects nearly 10 ms ...
   CHECK(syncs[fast_from + 1].end_us - syncs[fast_from].end_us > 30000);

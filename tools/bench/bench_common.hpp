@@ -45,7 +45,7 @@ struct Settings {
   std::filesystem::path examples_dir;  ///< holds mlp_worker and mlp_controller
   std::filesystem::path launch_bin;    ///< platoon-launch
   std::filesystem::path data_dir;      ///< Fashion-MNIST
-  int mlp_minibatches = 1500;          ///< per worker, end to end
+  int mlp_minibatches = 3000;          ///< per worker, end to end
 };
 
 /// A controller that answers every user request with a small JSON object

@@ -184,52 +184,42 @@ std::vector<Record> bench_control(const Settings& settings, const std::vector<st
     auto [bare, ours] = bare_and_ours(1, warmup, blocks, one);
     const double bare_p50 = percentile(bare.latencies_us, 50), ours_p50 = percentile(ours.latencies_us, 50);
     const double bare_p99 = percentile(bare.latencies_us, 99), ours_p99 = percentile(ours.latencies_us, 99);
-    const nlohmann::json counts = {{"requests", ours.requests}, {"clients", 1}};
-    if (wanted("control_p50")) {
-      Record r{.figure = "control_p50",
-               .value = ours_p50,
-               .reference = bare_p50,
-               .ratio = ours_p50 / bare_p50,
-               .unit = "us",
-               .better = "lower",
-               .extra = counts};
-      r.detail = str_cat("Soldier::send_req round trip, 1 worker, median of ", ours.requests,
-                         "; reference: bare REQ->ROUTER echo of the same ", protocol::encode_request(0, "bench").size(),
-                         " bytes");
+    // One record of the single-client run.
+    auto record = [&](const char* figure, double value, double reference, double ratio, const char* unit,
+                      const char* better, std::string detail) {
+      Record r;
+      r.figure = figure;
+      r.value = value;
+      r.reference = reference;
+      r.ratio = ratio;
+      r.unit = unit;
+      r.better = better;
+      r.detail = std::move(detail);
+      r.extra = {{"requests", ours.requests}, {"clients", 1}};
       records.push_back(r);
-    }
-    if (wanted("control_p99")) {
-      Record r{.figure = "control_p99",
-               .value = ours_p99,
-               .reference = bare_p99,
-               .ratio = ours_p99,
-               .unit = "us",
-               .better = "< 1000",
-               .detail = "99th percentile of the same round trips; ratio = the value itself",
-               .extra = counts};
-      records.push_back(r);
-    }
-    if (wanted("control_rps_1w")) {
-      Record r{.figure = "control_rps_1w",
-               .value = ours.rps(),
-               .reference = bare.rps(),
-               .ratio = ours.rps() / bare.rps(),
-               .unit = "req/s",
-               .better = "higher",
-               .detail = "round trips per second, 1 client thread, one after the other",
-               .extra = counts};
-      records.push_back(r);
-    }
+    };
+    if (wanted("control_p50"))
+      record("control_p50", ours_p50, bare_p50, ours_p50 / bare_p50, "us", "lower",
+             str_cat("Soldier::send_req round trip, 1 worker, median of ", ours.requests,
+                     "; reference: bare REQ->ROUTER echo of the same ", protocol::encode_request(0, "bench").size(),
+                     " bytes"));
+    if (wanted("control_p99"))
+      record("control_p99", ours_p99, bare_p99, ours_p99, "us", "< 1000",
+             "99th percentile of the same round trips; ratio = the value itself");
+    if (wanted("control_rps_1w"))
+      record("control_rps_1w", ours.rps(), bare.rps(), ours.rps() / bare.rps(), "req/s", "higher",
+             "round trips per second, 1 client thread, one after the other");
   }
   if (wanted("control_rps_8w")) {
     auto [bare, ours] = bare_and_ours(8, warmup / 4, blocks, each);
-    Record r{.figure = "control_rps_8w",
-             .value = ours.rps(),
-             .reference = bare.rps(),
-             .ratio = ours.rps() / bare.rps(),
-             .unit = "req/s",
-             .better = "higher",
-             .detail = "round trips per second over 8 client threads (8 Soldiers) against one controller thread"};
+    Record r;
+    r.figure = "control_rps_8w";
+    r.value = ours.rps();
+    r.reference = bare.rps();
+    r.ratio = ours.rps() / bare.rps();
+    r.unit = "req/s";
+    r.better = "higher";
+    r.detail = "round trips per second over 8 client threads (8 Soldiers) against one controller thread";
     r.extra = {{"requests", ours.requests},
                {"clients", 8},
                {"p50_us", percentile(ours.latencies_us, 50)},

@@ -7,6 +7,7 @@
 //   mlp_controller --port P --max-minibatches M               ends the job after M minibatches in all
 // and every worker ends its output with a line "throughput <samples per second>".
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -63,16 +64,25 @@ class Fd {
   int fd_;
 };
 
-// The last "throughput <x>" in a file, if any.
-std::optional<double> last_throughput(const fs::path& file) {
-  const std::regex line_re(R"(throughput\s+([0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?)\s*$)");
+// The last number captured by `pattern` in a file, if any.
+std::optional<double> last_match(const fs::path& file, const std::regex& pattern) {
   std::ifstream in(file);
   std::optional<double> found;
   std::string line;
   std::smatch m;
   while (std::getline(in, line))
-    if (std::regex_search(line, m, line_re)) found = std::stod(m[1].str());
+    if (std::regex_search(line, m, pattern)) found = std::stod(m[1].str());
   return found;
+}
+
+// "throughput <samples per second>": the contract's last line of every worker.
+std::optional<double> last_throughput(const fs::path& file) {
+  return last_match(file, std::regex(R"(throughput\s+([0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?)\s*$)"));
+}
+
+// "trained <n> minibatches (<samples> samples)": optional, for the CPU figures.
+std::optional<double> trained_samples(const fs::path& file) {
+  return last_match(file, std::regex(R"(trained\s+[0-9]+\s+minibatches\s+\(([0-9]+)\s+samples\))"));
 }
 
 std::string tail_of(const fs::path& file) {
@@ -85,48 +95,75 @@ std::string tail_of(const fs::path& file) {
   return out;
 }
 
+// CPU seconds used by this process's reaped children and their reaped
+// descendants so far.
+double children_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_CHILDREN, &usage);
+  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
 // Runs `argv` with its output in `out`, waits for it (bounded), and fails
-// with the end of its output unless it succeeds.
-void run_to_end(const std::vector<std::string>& argv, const fs::path& out) {
+// with the end of its output unless it succeeds. Returns the CPU seconds
+// it and its descendants used.
+double run_to_end(const std::vector<std::string>& argv, const fs::path& out) {
   Fd fd(out);
+  const double cpu_before = children_cpu_seconds();
   ChildProcess child = ChildProcess::spawn(argv, ProcessIo{-1, fd.get(), fd.get()}, {}, SpawnOptions{true});
   const auto status = child.wait_for(kRunTimeout);
   if (!status)
     throw TimeoutError(str_cat(argv[0], " did not end within ", kRunTimeout.count(), " s; output:", tail_of(out)));
   if (!status->success()) throw Error(str_cat(argv[0], " ", status->describe(), "; output:", tail_of(out)));
+  return children_cpu_seconds() - cpu_before;
 }
 
-double standalone_throughput(const Settings& s, const fs::path& worker, const ScratchDir& scratch) {
+// What one run (standalone or a job) measured.
+struct Run {
+  std::vector<double> throughputs;  // one per worker
+  double samples = 0.0;             // trained by all workers; 0 when not printed
+  double cpu_seconds = 0.0;         // of every process of the run
+};
+
+Run standalone(const Settings& s, const fs::path& worker, const ScratchDir& scratch) {
   const fs::path out = scratch.path() / "standalone.log";
-  run_to_end({worker.string(), "--standalone", "--data", s.data_dir.string(), "--max-minibatches",
-              std::to_string(s.mlp_minibatches)},
-             out);
+  Run run;
+  run.cpu_seconds = run_to_end({worker.string(), "--standalone", "--data", s.data_dir.string(), "--max-minibatches",
+                                std::to_string(s.mlp_minibatches)},
+                               out);
   const auto tp = last_throughput(out);
   if (!tp) throw Error(str_cat("mlp_worker --standalone printed no 'throughput' line; output:", tail_of(out)));
-  return *tp;
+  run.throughputs.push_back(*tp);
+  run.samples = trained_samples(out).value_or(0.0);
+  return run;
 }
 
-// The throughput of each worker of a job of `workers` workers.
-std::vector<double> job_throughputs(const Settings& s, const fs::path& worker, const fs::path& controller, int workers,
-                                    const ScratchDir& scratch) {
+// A job of `workers` workers under platoon-launch.
+Run job(const Settings& s, const fs::path& worker, const fs::path& controller, int workers, const ScratchDir& scratch) {
   const fs::path log_dir = scratch.path() / str_cat("job-", workers, "w");
   const int total = s.mlp_minibatches * workers;  // every worker trains about as long as the standalone run
-  run_to_end({s.launch_bin.string(), "--workers", std::to_string(workers), "--log-dir", log_dir.string(),
-              "--controller", str_cat(controller.string(), " --max-minibatches ", total), "--worker",
-              str_cat(worker.string(), " --data ", s.data_dir.string(), " --sync-every 10")},
-             scratch.path() / str_cat("launch-", workers, "w.log"));
+  Run run;
+  run.cpu_seconds =
+      run_to_end({s.launch_bin.string(), "--workers", std::to_string(workers), "--log-dir", log_dir.string(),
+                  "--controller", str_cat(controller.string(), " --max-minibatches ", total), "--worker",
+                  str_cat(worker.string(), " --data ", s.data_dir.string(), " --sync-every 10")},
+                 scratch.path() / str_cat("launch-", workers, "w.log"));
   std::vector<fs::path> runs;
   for (const auto& entry : fs::directory_iterator(log_dir))
     if (entry.is_directory()) runs.push_back(entry.path());
   if (runs.size() != 1) throw Error(str_cat("expected one run folder in ", log_dir, ", found ", runs.size()));
-  std::vector<double> tps;
+  bool all_samples = true;
   for (int i = 0; i < workers; ++i) {
     const fs::path log = runs.front() / str_cat("worker-", i, ".log");
     const auto tp = last_throughput(log);
     if (!tp) throw Error(str_cat(log, " has no 'throughput' line:", tail_of(log)));
-    tps.push_back(*tp);
+    run.throughputs.push_back(*tp);
+    const auto samples = trained_samples(log);
+    all_samples = all_samples && samples.has_value();
+    run.samples += samples.value_or(0.0);
   }
-  return tps;
+  if (!all_samples) run.samples = 0.0;
+  return run;
 }
 
 }  // namespace
@@ -149,21 +186,35 @@ std::vector<Record> bench_end_to_end(const Settings& settings, const std::vector
   for (const auto& f : figures) {
     const int workers = f == "mlp_1w" ? 1 : 2;
     // A fresh reference right before each job: both see about the same load of the machine.
-    const double alone = standalone_throughput(settings, worker, scratch);
-    const std::vector<double> tps = job_throughputs(settings, worker, controller, workers, scratch);
+    const Run alone = standalone(settings, worker, scratch);
+    const Run ours = job(settings, worker, controller, workers, scratch);
     double sum = 0.0;
-    for (double t : tps) sum += t;
+    for (double t : ours.throughputs) sum += t;
     Record r;
     r.figure = f;
     r.value = sum;
-    r.reference = alone;
-    r.ratio = sum / alone;
+    r.reference = alone.throughputs.front();
+    r.ratio = r.value / r.reference;
     r.unit = "samples/s";
     r.better = workers == 1 ? "higher (>= 0.98)" : "higher (>= 1.85)";
-    r.extra = {{"workers", workers}, {"worker_throughputs", tps}, {"minibatches_per_worker", settings.mlp_minibatches}};
+    r.extra = {{"workers", workers},
+               {"worker_throughputs", ours.throughputs},
+               {"minibatches_per_worker", settings.mlp_minibatches},
+               {"cpu_seconds", ours.cpu_seconds},
+               {"reference_cpu_seconds", alone.cpu_seconds}};
     r.detail = str_cat("mlp_worker, ", workers, " worker", workers > 1 ? "s" : "",
                        " under platoon-launch, sync every 10 minibatches, sum of the workers' throughputs; "
                        "reference: mlp_worker --standalone, run just before");
+    // Samples per CPU second (every process of the run, data loading
+    // included): the cost of the job's machinery, whatever the load.
+    if (ours.samples > 0 && alone.samples > 0 && ours.cpu_seconds > 0 && alone.cpu_seconds > 0) {
+      const double ours_per_cpu = ours.samples / ours.cpu_seconds, alone_per_cpu = alone.samples / alone.cpu_seconds;
+      r.extra["samples_per_cpu_s"] = ours_per_cpu;
+      r.extra["reference_samples_per_cpu_s"] = alone_per_cpu;
+      r.detail +=
+          str_cat("; samples per CPU second ", static_cast<long>(ours_per_cpu), " vs ",
+                  static_cast<long>(alone_per_cpu), " (", static_cast<int>(100 * ours_per_cpu / alone_per_cpu), "%)");
+    }
     records.push_back(r);
   }
   return records;

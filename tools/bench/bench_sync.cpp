@@ -50,19 +50,18 @@ void fused_easgd_threads(float* local, float* center, std::size_t n, float alpha
 // them, filled with `value` (so that every page is touched before timing).
 class AlignedFloats {
  public:
+  AlignedFloats() = default;
   AlignedFloats(std::size_t n, float value)
-      : n_(n), data_(static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64))) {
+      : data_(static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64))) {
     if (!data_) throw ResourceError(str_cat("cannot allocate ", n, " floats"));
     std::fill_n(data_.get(), n, value);
   }
   [[nodiscard]] float* data() const { return data_.get(); }
-  [[nodiscard]] std::size_t size() const { return n_; }
 
  private:
   struct Free {
     void operator()(float* p) const { std::free(p); }
   };
-  std::size_t n_;
   std::unique_ptr<float[], Free> data_;
 };
 
@@ -83,9 +82,9 @@ struct Span {
 using WorkerSpans = std::vector<std::array<Span, 2>>;
 
 // Runs `s`: every worker, on its own thread, sets up a Soldier and a private
-// pair of arrays, then rep by rep every worker runs the reference, then every
-// worker syncs (each phase starts on a barrier). Errors are collected, never
-// left to break the barrier.
+// pair of arrays; then, rep by rep, every worker runs the reference and every
+// worker syncs, in turns (each turn starts on a barrier; who goes first
+// alternates). Errors are collected, never left to break the barrier.
 Record run_scenario(const Scenario& s, const Settings& settings) {
   const float alpha = 0.5f;
   BenchController controller;
@@ -98,18 +97,18 @@ Record run_scenario(const Scenario& s, const Settings& settings) {
   auto worker = [&](int w) {
     std::exception_ptr& error = errors[static_cast<std::size_t>(w)];
     // Every buffer is written before timing, so that no page is touched for the first time then.
-    std::optional<AlignedFloats> local, ref_local, ref_center;
+    AlignedFloats local, ref_local, ref_center;
     std::optional<Soldier> soldier;
     try {
-      local.emplace(s.params, 1.0f + float(w));
-      ref_local.emplace(s.params, 1.0f + float(w));
-      ref_center.emplace(s.params, 0.5f);
+      local = AlignedFloats(s.params, 1.0f + float(w));
+      ref_local = AlignedFloats(s.params, 1.0f + float(w));
+      ref_center = AlignedFloats(s.params, 0.5f);
       soldier.emplace(soldier_options(served.endpoint(), s.sync_threads, settings.chunk_elements));
-      soldier->init_shared_params({{"w", local->data(), {s.params}}}, std::make_unique<EASGD>(alpha));
+      soldier->init_shared_params({{"w", local.data(), {s.params}}}, std::make_unique<EASGD>(alpha));
       const auto first = Clock::now();
       soldier->sync_params();  // warm: the pages of this mapping, the pool's threads
       first_sync_ms[static_cast<std::size_t>(w)] = ms_between(first, Clock::now());
-      fused_easgd_threads(ref_local->data(), ref_center->data(), s.params, alpha, s.sync_threads);
+      fused_easgd_threads(ref_local.data(), ref_center.data(), s.params, alpha, s.sync_threads);
     } catch (...) {
       error = std::current_exception();
     }
@@ -122,7 +121,7 @@ Record run_scenario(const Scenario& s, const Settings& settings) {
         if (!error) {
           try {
             if (which == 0)
-              fused_easgd_threads(ref_local->data(), ref_center->data(), s.params, alpha, s.sync_threads);
+              fused_easgd_threads(ref_local.data(), ref_center.data(), s.params, alpha, s.sync_threads);
             else
               soldier->sync_params();
           } catch (...) {
@@ -143,7 +142,7 @@ Record run_scenario(const Scenario& s, const Settings& settings) {
     if (e) std::rethrow_exception(e);
 
   // A phase lasts from the first worker's start to the last worker's end.
-  // ratios[r]: ours / reference within rep r (the two ran back to back).
+  // paired[r]: ours / reference within rep r (the two ran back to back).
   std::vector<double> ours, reference, paired;
   for (int r = 0; r < s.reps; ++r) {
     for (int which = 0; which < 2; ++which) {
@@ -195,11 +194,11 @@ std::optional<Scenario> scenario_for(const std::string& figure, bool quick) {
   if (figure == "easgd_sync_1M_1w") return Scenario{figure, M, 1, 1, quick ? 30 : 201};
   if (figure == "easgd_sync_1M_2w") return Scenario{figure, M, 2, 1, 20};
   if (figure == "easgd_sync_1M_4w") return Scenario{figure, M, 4, 1, 10};
-  if (figure == "easgd_sync_10M_1w") return Scenario{figure, 10 * M, 1, 1, 41};
-  if (figure == "easgd_sync_50M_1w") return Scenario{figure, 50 * M, 1, 1, 15};
-  if (figure == "easgd_sync_50M_1w_2t") return Scenario{figure, 50 * M, 1, 2, 15};
-  if (figure == "easgd_sync_10M_2w") return Scenario{figure, 10 * M, 2, 1, 21};
-  if (figure == "easgd_sync_10M_4w") return Scenario{figure, 10 * M, 4, 1, 15};
+  if (figure == "easgd_sync_10M_1w") return Scenario{figure, 10 * M, 1, 1, 101};
+  if (figure == "easgd_sync_50M_1w") return Scenario{figure, 50 * M, 1, 1, 21};
+  if (figure == "easgd_sync_50M_1w_2t") return Scenario{figure, 50 * M, 1, 2, 21};
+  if (figure == "easgd_sync_10M_2w") return Scenario{figure, 10 * M, 2, 1, 41};
+  if (figure == "easgd_sync_10M_4w") return Scenario{figure, 10 * M, 4, 1, 21};
   return std::nullopt;
 }
 

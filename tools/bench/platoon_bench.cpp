@@ -81,7 +81,7 @@ Options:
                           (default: ../../examples/mlp from this program)
   --launch PATH           platoon-launch (default: ../launch/platoon-launch)
   --data DIR              Fashion-MNIST (/usr/share/datasets/fashion-mnist)
-  --mlp-minibatches M     minibatches per worker, end to end (1500)
+  --mlp-minibatches M     minibatches per worker, end to end (3000)
   --verbose               let the library's log lines through to stderr
                           (by default they go to a temporary file, shown on error)
   -h, --help              this text
@@ -330,7 +330,7 @@ int run(const Cli& cli) {
       failed = true;
       for (const auto& n : names) records.push_back(Record::skip(n, str_cat("failed: ", e.what())));
     }
-    std::cout << "  measured " << names.front() << (names.size() > 1 ? " ..." : "") << " in " << std::fixed
+    std::cout << "  ran " << names.front() << (names.size() > 1 ? " ..." : "") << " in " << std::fixed
               << std::setprecision(1) << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
               << " s" << std::endl;
   };

@@ -1,0 +1,869 @@
+// platoon-launch: starts one platoon job in the right order and supervises it.
+//
+//   platoon-launch --workers 4 --controller "my_controller --steps 1000"
+//                  --worker "my_worker --lr 0.01"
+//
+// Order: the controller; wait until it answers "platoon-status"; worker 0 (it
+// creates the central parameters); wait until "platoon-status" says
+// params_ready; then the other workers. No sleeps on guesses.
+//
+// Every line a process writes (stdout and stderr) goes to <run>/<name>.log and
+// to this program's stdout, prefixed with the process name; every line carries
+// a timestamp. The run folder is logs/<experiment>/<YYYY-MM-DD_HH-MM-SS>/
+// (local time), or <log-dir>/<YYYY-MM-DD_HH-MM-SS>/ with --log-dir.
+//
+// A worker that fails is restarted while --restart allows; any other failure
+// stops the whole job. Ctrl-C (or SIGTERM) stops the job in order: SIGTERM to
+// every process, SIGKILL after 10 s, then the job's shared-memory segment is
+// removed. The processes run in process groups of their own, so a terminal's
+// Ctrl-C reaches only this program.
+//
+// Exit codes:
+//   0    the job finished
+//   1    bad usage, or a program could not be started
+//   2    a process of the job failed (the message says which and how)
+//   3    the controller did not answer, or the central parameters were not
+//        created, in time
+//   129, 130, 143   interrupted by SIGHUP, SIGINT, SIGTERM (128 + signal)
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launch_support.hpp"
+#include "platoon/child_process.hpp"
+#include "platoon/control_client.hpp"
+#include "platoon/error.hpp"
+#include "platoon/log.hpp"
+#include "platoon/protocol.hpp"
+#include "platoon/shared_segment.hpp"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace platoon::launch {
+namespace {
+
+constexpr int kExitFinished = 0;
+constexpr int kExitUsage = 1;
+constexpr int kExitFailed = 2;
+constexpr int kExitTimeout = 3;
+
+/// How long stopped processes get between SIGTERM and SIGKILL.
+constexpr auto kStopGrace = 10s;
+/// How long the workers get to finish once the controller has ended (and the
+/// controller once every worker has finished).
+constexpr auto kEndGrace = 30s;
+/// The bound on one "platoon-status" request.
+constexpr auto kStatusTryTimeout = 250ms;
+/// Between two "platoon-status" requests while waiting for params_ready.
+constexpr auto kStatusInterval = 20ms;
+/// How long the controller may take to notice that worker 0 died, before
+/// worker 0 is restarted anyway.
+constexpr auto kForgetTimeout = 10s;
+/// The longest sleep of the supervision loop (children and signals wake it).
+constexpr auto kLoopTick = 200ms;
+
+constexpr const char* kUsage = R"(usage: platoon-launch [options] --controller "PROGRAM ARGS..." --worker "PROGRAM ARGS..."
+
+Starts one platoon job: the controller, then worker 0 once the controller
+answers, then the other workers once worker 0 has created the central
+parameters. Supervises them until the job ends.
+
+Options:
+  --controller CMD         the controller's command line (split like a shell
+                           would, without expansion)
+  --worker CMD             every worker's command line
+  --workers N              number of workers (default 1)
+  --port P                 control port (default: a free loopback port). A
+                           literal {port} in an argument is replaced by it;
+                           if no argument has {port}, "--port P" is appended
+  --experiment NAME        names the log folder (default: the controller
+                           program's name)
+  --log-dir DIR            put the run folder in DIR instead of
+                           logs/<experiment>
+  --restart N              restart failed workers up to N times in all
+                           (default 0)
+  --start-timeout SECONDS  how long the controller may take to answer
+                           (default 60)
+  --params-timeout SECONDS how long worker 0 may take to create the central
+                           parameters (default 300)
+  -h, --help               this text
+
+Every process gets PLATOON_RUN_DIR=<run folder>; worker i also gets
+PLATOON_WORKER_INDEX=i. Each process's output goes to <run>/<name>.log
+(controller.log, worker-0.log, ...) and to stdout prefixed with its name; the
+launcher's own messages go to <run>/launch.log. Lines without a timestamp get
+one. Ctrl-C stops every process (SIGTERM, SIGKILL after 10 s) and removes the
+job's shared memory.
+
+Exit codes:
+  0    the job finished
+  1    bad usage, or a program could not be started
+  2    a process of the job failed (the message says which and how)
+  3    the controller did not answer, or the central parameters were not
+       created, in time
+  129, 130, 143  interrupted by SIGHUP, SIGINT, SIGTERM
+)";
+
+struct Options {
+  std::vector<std::string> controller;
+  std::vector<std::string> worker;
+  int workers = 1;
+  int port = 0;  // 0: find a free one
+  std::string experiment;
+  std::string log_dir;
+  int restarts = 0;
+  std::chrono::milliseconds start_timeout = 60s;
+  std::chrono::milliseconds params_timeout = 300s;
+  bool help = false;
+};
+
+int parse_int(const std::string& option, const std::string& text, int min, int max) {
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
+    throw UsageError(str_cat(option, " needs an integer from ", min, " to ", max, ", not '", text, "'"));
+  return value;
+}
+
+std::chrono::milliseconds parse_seconds(const std::string& option, const std::string& text) {
+  double seconds = 0;
+  std::size_t used = 0;
+  try {
+    seconds = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !(seconds > 0) || seconds > 1e7)
+    throw UsageError(str_cat(option, " needs a positive number of seconds, not '", text, "'"));
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  bool have_controller = false, have_worker = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      o.help = true;
+      return o;
+    }
+    std::string value;
+    bool inline_value = false;
+    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+      inline_value = true;
+    }
+    const auto next = [&]() -> std::string {
+      if (inline_value) return value;
+      if (i + 1 >= argc) throw UsageError(str_cat(arg, " needs a value"));
+      return argv[++i];
+    };
+    if (arg == "--controller") {
+      o.controller = split_command(next());
+      have_controller = true;
+    } else if (arg == "--worker") {
+      o.worker = split_command(next());
+      have_worker = true;
+    } else if (arg == "--workers") {
+      o.workers = parse_int(arg, next(), 1, 10000);
+    } else if (arg == "--port") {
+      o.port = parse_int(arg, next(), 1, 65535);
+    } else if (arg == "--experiment") {
+      o.experiment = next();
+      if (o.experiment.empty()) throw UsageError("--experiment needs a non-empty name");
+    } else if (arg == "--log-dir") {
+      o.log_dir = next();
+      if (o.log_dir.empty()) throw UsageError("--log-dir needs a non-empty path");
+    } else if (arg == "--restart") {
+      o.restarts = parse_int(arg, next(), 0, 1000000);
+    } else if (arg == "--start-timeout") {
+      o.start_timeout = parse_seconds(arg, next());
+    } else if (arg == "--params-timeout") {
+      o.params_timeout = parse_seconds(arg, next());
+    } else {
+      throw UsageError(str_cat("unknown argument '", argv[i], "'"));
+    }
+  }
+  if (!have_controller) throw UsageError("--controller is required");
+  if (!have_worker) throw UsageError("--worker is required");
+  if (o.controller.empty()) throw UsageError("--controller names no program");
+  if (o.worker.empty()) throw UsageError("--worker names no program");
+  return o;
+}
+
+/// A free TCP port on the loopback interface, found by binding port 0. Another
+/// process may take it before the controller binds it; the controller then
+/// fails to start and says so.
+int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw ResourceError(str_cat("cannot create a socket to find a free port: ", std::strerror(errno)));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof address;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  const int error = errno;
+  ::close(fd);
+  if (!ok) throw ResourceError(str_cat("cannot find a free loopback port: ", std::strerror(error)));
+  return ntohs(address.sin_port);
+}
+
+/// Creates <parent>/<YYYY-MM-DD_HH-MM-SS> (local time), adding "-2", "-3", ...
+/// when a run of the same second has it already.
+fs::path create_run_dir(const fs::path& parent) {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d_%H-%M-%S", &local);
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw ResourceError(str_cat("cannot create the log folder '", parent.string(), "': ", ec.message()));
+  for (int n = 1; n < 1000; ++n) {
+    const fs::path run = parent / (n == 1 ? std::string(stamp) : str_cat(stamp, "-", n));
+    if (fs::create_directory(run, ec)) return fs::absolute(run);
+    if (ec) throw ResourceError(str_cat("cannot create the run folder '", run.string(), "': ", ec.message()));
+  }
+  throw ResourceError(str_cat("cannot create a run folder in '", parent.string(), "': every name is taken"));
+}
+
+std::string signal_name(int signo) {
+  const char* abbrev = sigabbrev_np(signo);
+  return abbrev ? str_cat("SIG", abbrev) : str_cat("signal ", signo);
+}
+
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD for as long as it lives and
+/// reads them through a signalfd; SIGPIPE is blocked too, so that a closed
+/// stdout makes writes fail instead of killing the launcher. Children start
+/// with every signal unblocked (ChildProcess::spawn).
+class SignalWatch {
+ public:
+  SignalWatch() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&set, s);
+    sigset_t blocked = set;
+    sigaddset(&blocked, SIGPIPE);
+    if (sigprocmask(SIG_BLOCK, &blocked, &previous_) != 0)
+      throw ResourceError(str_cat("cannot block signals: ", std::strerror(errno)));
+    fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd_ < 0) {
+      const int error = errno;
+      sigprocmask(SIG_SETMASK, &previous_, nullptr);
+      throw ResourceError(str_cat("cannot create a signalfd: ", std::strerror(error)));
+    }
+  }
+  ~SignalWatch() {
+    ::close(fd_);
+    sigprocmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  SignalWatch(const SignalWatch&) = delete;
+  SignalWatch& operator=(const SignalWatch&) = delete;
+
+  [[nodiscard]] int fd() const { return fd_; }
+  /// The next pending signal, or 0 when there is none.
+  [[nodiscard]] int next() const {
+    signalfd_siginfo info{};
+    if (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) return static_cast<int>(info.ssi_signo);
+    return 0;
+  }
+
+ private:
+  int fd_ = -1;
+  sigset_t previous_{};
+};
+
+/// Where lines end up: <run>/<name>.log and stdout, "name | line". Each line
+/// is written with one fwrite and flushed, so a crash loses nothing and
+/// `tail -f` shows it at once.
+class Output {
+ public:
+  Output(fs::path run_dir, std::size_t name_width) : run_dir_(std::move(run_dir)), width_(name_width) {}
+  ~Output() {
+    for (auto& [name, file] : files_) std::fclose(file);
+  }
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
+
+  /// Creates (or opens for appending) <run>/<name>.log.
+  void open(const std::string& name) {
+    if (files_.contains(name)) return;
+    const fs::path path = run_dir_ / (name + ".log");
+    std::FILE* file = std::fopen(path.c_str(), "ae");
+    if (file == nullptr) throw ResourceError(str_cat("cannot open log file '", path.string(), "': ", std::strerror(errno)));
+    files_[name] = file;
+  }
+
+  /// Writes one line of `name`, with a timestamp if it has none.
+  void line(const std::string& name, std::string_view text) {
+    std::string out = stamped(text);
+    out += '\n';
+    if (auto it = files_.find(name); it != files_.end()) {
+      std::fwrite(out.data(), 1, out.size(), it->second);
+      std::fflush(it->second);
+    }
+    std::string console = name;
+    console.resize(std::max(width_, name.size()), ' ');
+    console += " | ";
+    console += out;
+    std::fwrite(console.data(), 1, console.size(), stdout);
+    std::fflush(stdout);
+  }
+
+ private:
+  fs::path run_dir_;
+  std::size_t width_;
+  std::map<std::string, std::FILE*> files_;
+};
+
+/// The launcher's own log: a platoon::Logger tagged "launch" whose lines go
+/// through Output like any process's (to launch.log and to stdout). The
+/// Logger writes to a stdio stream whose bytes land in a LineSplitter.
+class LaunchLog {
+ public:
+  explicit LaunchLog(Output& output)
+      : output_(output), splitter_([this](std::string_view l) { output_.line("launch", l); }) {
+    output_.open("launch");
+    cookie_io_functions_t io{};
+    io.write = [](void* self, const char* data, std::size_t size) -> ssize_t {
+      static_cast<LaunchLog*>(self)->splitter_.feed({data, size});
+      return static_cast<ssize_t>(size);
+    };
+    stream_ = fopencookie(this, "w", io);
+    if (stream_ == nullptr) throw ResourceError("cannot open the launcher's log stream");
+    std::setvbuf(stream_, nullptr, _IONBF, 0);
+    logger_.emplace("launch", stream_);
+  }
+  ~LaunchLog() {
+    logger_.reset();
+    std::fclose(stream_);
+    splitter_.finish();
+  }
+  LaunchLog(const LaunchLog&) = delete;
+  LaunchLog& operator=(const LaunchLog&) = delete;
+
+  [[nodiscard]] const Logger& logger() const { return *logger_; }
+
+ private:
+  Output& output_;
+  LineSplitter splitter_;
+  std::FILE* stream_ = nullptr;
+  std::optional<Logger> logger_;
+};
+
+/// The read end of a child's stdout+stderr pipe, cut into lines for Output.
+class Pipe {
+ public:
+  Pipe(Output& output, std::string name)
+      : splitter_([&output, name = std::move(name)](std::string_view l) { output.line(name, l); }) {}
+  ~Pipe() { close(); }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+
+  /// Creates the pipe; returns the write end for the child (close it after
+  /// spawning with close_write_end()).
+  int open() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw ResourceError(str_cat("cannot create a pipe: ", std::strerror(errno)));
+    ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    read_fd_ = fds[0];
+    write_fd_ = fds[1];
+    return write_fd_;
+  }
+  void close_write_end() {
+    if (write_fd_ >= 0) ::close(write_fd_);
+    write_fd_ = -1;
+  }
+  [[nodiscard]] int fd() const { return read_fd_; }
+  [[nodiscard]] bool open_now() const { return read_fd_ >= 0; }
+
+  /// Reads what is there without waiting (at most `budget` bytes, so that one
+  /// chatty process cannot starve the others); at end of file, passes on a
+  /// last partial line and closes.
+  void drain(std::size_t budget = std::size_t{1} << 20) {
+    char buffer[65536];
+    while (read_fd_ >= 0 && budget > 0) {
+      const ssize_t n = ::read(read_fd_, buffer, std::min(sizeof buffer, budget));
+      if (n > 0) {
+        splitter_.feed({buffer, static_cast<std::size_t>(n)});
+        budget -= static_cast<std::size_t>(n);
+      } else if (n == 0) {
+        close();
+      } else if (errno != EINTR) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) close();
+        return;
+      }
+    }
+  }
+
+  /// Passes on a last partial line and closes the read end.
+  void close() {
+    splitter_.finish();
+    if (read_fd_ >= 0) ::close(read_fd_);
+    read_fd_ = -1;
+    close_write_end();
+  }
+
+ private:
+  LineSplitter splitter_;
+  int read_fd_ = -1;
+  int write_fd_ = -1;
+};
+
+/// One process of the job.
+struct Member {
+  std::string name;  // "controller", "worker-0", ...
+  int index = -1;    // worker index; -1 for the controller
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  ChildProcess child;
+  std::unique_ptr<Pipe> pipe;
+  bool running = false;
+
+  [[nodiscard]] std::string who() const { return str_cat(name, " (pid ", child.pid(), ")"); }
+};
+
+enum class Phase {
+  starting,         // waiting for the controller to answer
+  params,           // worker 0 runs; waiting for params_ready
+  running,          // every worker started
+  controller_done,  // the controller ended well; waiting for the workers
+};
+
+class Launcher {
+ public:
+  Launcher(Options options, int port, fs::path run_dir, const SignalWatch& signals, Output& output,
+           const Logger& log)
+      : options_(std::move(options)), port_(port), run_dir_(std::move(run_dir)), signals_(signals),
+        output_(output), log_(log) {}
+
+  int run() {
+    log_.info("run folder ", run_dir_.string());
+    const std::string endpoint = loopback_endpoint(port_);
+    controller_.name = "controller";
+    controller_.argv = with_port(options_.controller, port_);
+    controller_.env = {str_cat("PLATOON_RUN_DIR=", run_dir_.string())};
+    workers_.resize(static_cast<std::size_t>(options_.workers));
+    for (int i = 0; i < options_.workers; ++i) {
+      Member& w = workers_[static_cast<std::size_t>(i)];
+      w.name = str_cat("worker-", i);
+      w.index = i;
+      w.argv = with_port(options_.worker, port_);
+      w.env = {str_cat("PLATOON_RUN_DIR=", run_dir_.string()), str_cat("PLATOON_WORKER_INDEX=", i)};
+    }
+
+    // 1. The controller, until it answers.
+    if (!start(controller_)) return finish(kExitUsage);
+    client_.emplace(endpoint, kStatusTryTimeout);
+    const auto start_deadline = Clock::now() + options_.start_timeout;
+    nlohmann::json status;
+    while (true) {
+      if (auto end = step(0ms)) return finish(*end);
+      if (auto answer = ask_status()) {
+        status = *answer;
+        break;
+      }
+      if (ask_failed_) return finish(kExitTimeout);
+      if (auto end = step(0ms)) return finish(*end);
+      if (Clock::now() >= start_deadline) {
+        log_.error(controller_.who(), " did not answer platoon-status on ", endpoint, " within ",
+                   seconds_text(options_.start_timeout));
+        return finish(kExitTimeout);
+      }
+    }
+    segment_ = status.value("segment", "");
+    log_.info(controller_.who(), " answers on ", endpoint, ": job ", status.value("job_id", "?"),
+              ", shared-memory segment ", segment_.empty() ? "?" : segment_);
+
+    // 2. Worker 0, until the central parameters exist.
+    phase_ = Phase::params;
+    if (!start(workers_[0])) return finish(kExitUsage);
+    const auto params_deadline = Clock::now() + options_.params_timeout;
+    while (!status.value("params_ready", false)) {
+      if (auto end = step(kStatusInterval)) return finish(*end);
+      if (auto answer = ask_status()) status = *answer;
+      if (ask_failed_) return finish(kExitTimeout);
+      if (status.value("params_ready", false)) break;
+      if (Clock::now() >= params_deadline) {
+        log_.error("the central parameters were not created within ", seconds_text(options_.params_timeout),
+                   " (worker 0 creates them in init_shared_params)");
+        return finish(kExitTimeout);
+      }
+    }
+
+    // 3. The other workers.
+    phase_ = Phase::running;
+    if (options_.workers > 1)
+      log_.info("central parameters are ready: starting workers 1 to ", options_.workers - 1);
+    else
+      log_.info("central parameters are ready");
+    for (std::size_t i = 1; i < workers_.size(); ++i)
+      if (!start(workers_[i])) return finish(kExitUsage);
+
+    // 4. Until the job ends.
+    std::optional<Clock::time_point> workers_done_deadline;
+    while (true) {
+      if (auto end = step(kLoopTick)) return finish(*end);
+      const auto running = std::count_if(workers_.begin(), workers_.end(), [](const Member& w) { return w.running; });
+      if (phase_ == Phase::controller_done) {
+        if (running == 0) {
+          log_.info("job finished");
+          return finish(kExitFinished);
+        }
+        if (Clock::now() >= end_deadline_) {
+          log_.warn(running, " worker(s) still running ", seconds_text(kEndGrace),
+                    " after the controller ended: stopping them");
+          return finish(kExitFinished);
+        }
+      } else if (running == 0) {
+        if (!workers_done_deadline) {
+          workers_done_deadline = Clock::now() + kEndGrace;
+          log_.info("every worker has finished");
+        } else if (Clock::now() >= *workers_done_deadline) {
+          log_.warn(controller_.who(), " did not end ", seconds_text(kEndGrace),
+                    " after the last worker finished: stopping it");
+          return finish(kExitFinished);
+        }
+      }
+    }
+  }
+
+ private:
+  static std::string seconds_text(std::chrono::milliseconds d) {
+    if (d.count() % 1000 == 0) return str_cat(d.count() / 1000, " s");
+    return str_cat(static_cast<double>(d.count()) / 1000.0, " s");
+  }
+
+  /// Starts `m`; on failure logs why and returns false.
+  bool start(Member& m) {
+    try {
+      m.pipe = std::make_unique<Pipe>(output_, m.name);
+      output_.open(m.name);
+      const int fd = m.pipe->open();
+      m.child = ChildProcess::spawn(m.argv, {-1, fd, fd}, m.env, {.own_process_group = true});
+      m.pipe->close_write_end();
+    } catch (const Error& e) {
+      log_.error("cannot start ", m.name, ": ", e.what());
+      if (m.pipe) m.pipe->close();
+      return false;
+    }
+    m.running = true;
+    std::string command;
+    for (const std::string& a : m.argv) command += (command.empty() ? "" : " ") + a;
+    log_.info("started ", m.who(), ": ", command);
+    return true;
+  }
+
+  /// One "platoon-status"; nullopt when it timed out. An error reply is
+  /// logged and sets ask_failed_.
+  std::optional<nlohmann::json> ask_status() {
+    try {
+      nlohmann::json reply =
+          client_->request("platoon-launch", std::string(protocol::kStatus), nullptr, kStatusTryTimeout);
+      if (!reply.is_object()) throw ProtocolError(str_cat("the reply is not an object: ", reply.dump()));
+      return reply;
+    } catch (const TimeoutError&) {
+      return std::nullopt;
+    } catch (const Error& e) {
+      log_.error(controller_.who(), " answered platoon-status with an error: ", e.what());
+      ask_failed_ = true;
+      return std::nullopt;
+    }
+  }
+
+  std::vector<Member*> members() {
+    std::vector<Member*> all{&controller_};
+    for (Member& w : workers_) all.push_back(&w);
+    return all;
+  }
+
+  /// Waits up to `timeout` for output, a signal or a child's end, and handles
+  /// what happened. Returns an exit code when the job must end.
+  std::optional<int> step(std::chrono::milliseconds timeout) {
+    if (auto signo = wait_and_read(timeout)) {
+      log_.warn("received ", signal_name(*signo), ": stopping the job");
+      interrupted_by_ = *signo;
+      return 128 + *signo;
+    }
+    for (Member* m : members()) {
+      if (!m->running) continue;
+      if (auto status = reap(*m)) {
+        if (auto end = on_exit(*m, *status)) return end;
+      }
+    }
+    return std::nullopt;
+  }
+
+  /// Polls the pipes and the signalfd for up to `timeout`; passes on the
+  /// output. Returns SIGINT, SIGTERM or SIGHUP when one arrived.
+  std::optional<int> wait_and_read(std::chrono::milliseconds timeout) {
+    std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
+    std::vector<Pipe*> pipes;
+    for (Member* m : members())
+      if (m->pipe && m->pipe->open_now()) {
+        fds.push_back({m->pipe->fd(), POLLIN, 0});
+        pipes.push_back(m->pipe.get());
+      }
+    for (Pipe* p : retired_)
+      if (p->open_now()) {
+        fds.push_back({p->fd(), POLLIN, 0});
+        pipes.push_back(p);
+      }
+    const int n = ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
+    if (n <= 0) return std::nullopt;  // nothing, or EINTR
+    for (std::size_t i = 1; i < fds.size(); ++i)
+      if (fds[i].revents != 0) pipes[i - 1]->drain();
+    std::optional<int> stop_signal;
+    if (fds[0].revents != 0)
+      while (const int signo = signals_.next())
+        if (signo != SIGCHLD && !stop_signal) stop_signal = signo;  // SIGCHLD only wakes us up
+    return stop_signal;
+  }
+
+  /// Reaps `m` if it has ended: passes on its last output and returns how it
+  /// ended.
+  std::optional<ExitStatus> reap(Member& m) {
+    auto status = m.child.poll();
+    if (!status) return std::nullopt;
+    m.running = false;
+    m.pipe->drain(std::size_t{16} << 20);  // what it wrote before it ended; never waits
+    return status;
+  }
+
+  /// Decides what an unexpected end means. Returns an exit code when the job
+  /// must end.
+  std::optional<int> on_exit(Member& m, const ExitStatus& status) {
+    const bool is_controller = m.index < 0;
+    if (is_controller) {
+      if (status.success() && (phase_ == Phase::running)) {
+        const bool workers_left =
+            std::any_of(workers_.begin(), workers_.end(), [](const Member& w) { return w.running; });
+        log_.info(m.who(), " ended: ", status.describe(),
+                  workers_left ? str_cat("; waiting up to ", seconds_text(kEndGrace), " for the workers") : "");
+        phase_ = Phase::controller_done;
+        end_deadline_ = Clock::now() + kEndGrace;
+        return std::nullopt;
+      }
+      log_.error(m.who(), " ", status.describe(),
+                 phase_ == Phase::starting ? " before answering platoon-status"
+                 : phase_ == Phase::params ? " before the central parameters were ready"
+                                           : "");
+      failure_ = str_cat(m.who(), " ", status.describe());
+      return kExitFailed;
+    }
+    if (status.success()) {
+      if (phase_ == Phase::params) {
+        log_.error(m.who(), " ", status.describe(), " before the central parameters were created");
+        failure_ = str_cat(m.who(), " ended before the central parameters were created");
+        return kExitTimeout;
+      }
+      log_.info(m.who(), " finished: ", status.describe());
+      return std::nullopt;
+    }
+    log_.error(m.who(), " ", status.describe(),
+               phase_ == Phase::params ? " before the central parameters were ready" : "");
+    if (restarts_used_ < options_.restarts && phase_ != Phase::controller_done) {
+      ++restarts_used_;
+      log_.info("restarting ", m.name, " (restart ", restarts_used_, " of ", options_.restarts, ")");
+      retire_pipe(m);
+      if (phase_ == Phase::params)
+        if (auto end = wait_until_controller_forgets_workers()) return end;
+      if (!start(m)) return kExitUsage;
+      return std::nullopt;
+    }
+    if (options_.restarts > 0 && phase_ != Phase::controller_done)
+      log_.error("no restart left (", options_.restarts, " used)");
+    failure_ = str_cat(m.who(), " ", status.describe());
+    return kExitFailed;
+  }
+
+  /// Before worker 0 is restarted in the params phase: waits (bounded) until
+  /// the controller has noticed that the worker it asked to create the
+  /// central parameters is gone. A new worker registering before that would
+  /// not be asked to create them, and would wait for them in vain. Returns an
+  /// exit code if a signal ends the job meanwhile.
+  std::optional<int> wait_until_controller_forgets_workers() {
+    const auto deadline = Clock::now() + kForgetTimeout;
+    while (true) {
+      const auto answer = ask_status();
+      if (answer && answer->value("workers", nlohmann::json::array()).empty()) return std::nullopt;
+      if (ask_failed_ || Clock::now() >= deadline) {
+        log_.warn(controller_.who(), " still lists a registered worker after ", seconds_text(kForgetTimeout),
+                  "; restarting anyway");
+        ask_failed_ = false;
+        return std::nullopt;
+      }
+      if (auto signo = wait_and_read(kStatusInterval)) {
+        log_.warn("received ", signal_name(*signo), ": stopping the job");
+        interrupted_by_ = *signo;
+        return 128 + *signo;
+      }
+    }
+  }
+
+  /// Keeps reading a replaced process's pipe until its end of file (a child
+  /// of that process may still hold it).
+  void retire_pipe(Member& m) {
+    if (m.pipe && m.pipe->open_now()) {
+      retired_.push_back(m.pipe.get());
+      retired_pipes_.push_back(std::move(m.pipe));
+    }
+  }
+
+  /// Stops every process still running: SIGTERM, then SIGKILL after
+  /// kStopGrace or at a second Ctrl-C. Reports how each ended.
+  void stop_all() {
+    std::vector<Member*> running;
+    for (Member* m : members())
+      if (m->running) running.push_back(m);
+    if (running.empty()) return;
+    std::string names;
+    for (Member* m : running) names += (names.empty() ? "" : ", ") + m->who();
+    log_.info("stopping ", running.size(), " process(es) with SIGTERM: ", names);
+    for (Member* m : running) m->child.send_signal(SIGTERM);
+    const auto deadline = Clock::now() + kStopGrace;
+    bool hurry = false;
+    const auto report = [&](Member& m) {
+      if (auto status = reap(m)) log_.info(m.who(), " stopped: ", status->describe());
+    };
+    while (true) {
+      for (Member* m : running)
+        if (m->running) report(*m);
+      if (std::none_of(running.begin(), running.end(), [](Member* m) { return m->running; })) return;
+      if (hurry || Clock::now() >= deadline) break;
+      if (auto signo = wait_and_read(50ms)) {
+        log_.warn("received ", signal_name(*signo), " while stopping: killing now");
+        hurry = true;
+      }
+    }
+    for (Member* m : running)
+      if (m->running) {
+        log_.warn(m->who(), " did not stop", hurry ? "" : str_cat(" within ", seconds_text(kStopGrace)),
+                  ": sending SIGKILL");
+        m->child.send_signal(SIGKILL);
+      }
+    for (Member* m : running)
+      if (m->running) {
+        if (m->child.wait_for(5s)) report(*m);
+        else log_.error(m->who(), " survived SIGKILL for 5 s");
+      }
+  }
+
+  /// Ends the job with `code`: stops what runs, cleans up after a failure or
+  /// an interruption, says what happened.
+  int finish(int code) {
+    stop_all();
+    for (Member* m : members())
+      if (m->pipe) m->pipe->drain();
+    for (Pipe* p : retired_) p->drain();
+    if (code != kExitFinished) {
+      if (segment_.empty()) {
+        if (controller_.child.pid() > 0)
+          log_.warn("the job's shared-memory segment is unknown (the controller never answered)");
+      } else if (SharedSegment::remove(segment_)) {
+        log_.info("removed shared-memory segment ", segment_);
+      } else {
+        log_.info("shared-memory segment ", segment_, " is gone");
+      }
+    }
+    if (interrupted_by_ != 0)
+      log_.info("interrupted by ", signal_name(interrupted_by_), ": every process stopped; exit code ", code);
+    else if (code == kExitFailed)
+      log_.error("job failed: ", failure_, "; exit code ", code);
+    else if (code != kExitFinished)
+      log_.error("job stopped", failure_.empty() ? "" : str_cat(": ", failure_), "; exit code ", code);
+    if (restarts_used_ > 0) log_.info(restarts_used_, " worker restart(s) during the job");
+    log_.info("logs are in ", run_dir_.string());
+    return code;
+  }
+
+  Options options_;
+  int port_;
+  fs::path run_dir_;
+  const SignalWatch& signals_;
+  Output& output_;
+  const Logger& log_;
+
+  Member controller_;
+  std::vector<Member> workers_;
+  std::optional<ControlClient> client_;  // asks the controller for platoon-status
+  std::vector<std::unique_ptr<Pipe>> retired_pipes_;
+  std::vector<Pipe*> retired_;
+  Phase phase_ = Phase::starting;
+  Clock::time_point end_deadline_{};
+  std::string segment_;
+  std::string failure_;
+  int restarts_used_ = 0;
+  int interrupted_by_ = 0;
+  bool ask_failed_ = false;
+};
+
+int main_launch(int argc, char** argv) {
+  Options options;
+  try {
+    options = parse_options(argc, argv);
+  } catch (const UsageError& e) {
+    std::cerr << "platoon-launch: " << e.what() << "\n(platoon-launch --help shows the usage)\n";
+    return kExitUsage;
+  }
+  if (options.help) {
+    std::cout << kUsage;
+    return kExitFinished;
+  }
+  // Signals are blocked before any child exists, so none is lost.
+  std::optional<SignalWatch> signals;
+  int port = options.port;
+  fs::path run_dir;
+  try {
+    signals.emplace();
+    if (port == 0) port = free_loopback_port();
+    const std::string experiment =
+        options.experiment.empty() ? fs::path(options.controller[0]).filename().string() : options.experiment;
+    const fs::path parent = options.log_dir.empty() ? fs::path("logs") / experiment : fs::path(options.log_dir);
+    run_dir = create_run_dir(parent);
+  } catch (const std::exception& e) {
+    std::cerr << "platoon-launch: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  std::size_t width = std::string_view("controller").size();
+  width = std::max(width, str_cat("worker-", options.workers - 1).size());
+  try {
+    Output output(run_dir, width);
+    LaunchLog log(output);
+    Launcher launcher(std::move(options), port, run_dir, *signals, output, log.logger());
+    return launcher.run();
+  } catch (const std::exception& e) {
+    std::cerr << "platoon-launch: " << e.what() << "\n";
+    return kExitUsage;
+  }
+}
+
+}  // namespace
+}  // namespace platoon::launch
+
+int main(int argc, char** argv) { return platoon::launch::main_launch(argc, argv); }

@@ -1,0 +1,322 @@
+// platoon-shm: lists, inspects and removes the shared-memory segments of
+// platoon jobs on this host.
+//
+//   platoon-shm                  table of every segment: name, job, controller
+//                                pid, alive/dead, ready, size, layout summary
+//   platoon-shm --layout NAME    the full layout of one segment
+//   platoon-shm --remove-dead    removes segments whose controller is dead, and
+//                                unreadable ones older than a minute
+//   platoon-shm --remove NAME    removes one segment
+//   --json                       machine-readable output for any of the above
+//   --match TEXT                 only segments whose name contains TEXT
+//
+// NAME is a segment name as listed ("platoon-<job id>") or a job id.
+//
+// Exit codes: 0 done; 1 bad usage (including a NAME that names no segment).
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "platoon/log.hpp"
+#include "platoon/shared_segment.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 1;
+/// An unreadable segment younger than this may still be being created.
+constexpr auto kUnreadableGrace = std::chrono::minutes(1);
+
+constexpr const char* kUsage = R"(usage: platoon-shm [--json] [--match TEXT]
+       platoon-shm --layout NAME [--json]
+       platoon-shm --remove-dead [--match TEXT] [--json]
+       platoon-shm --remove NAME [--json]
+
+Lists the shared-memory segments of platoon jobs on this host.
+
+  (no action)       a table: name, job, controller pid, alive/dead, ready,
+                    size, layout summary (parameters, values)
+  --layout NAME     the full layout of one segment
+  --remove-dead     remove the segments whose controller is dead, and the
+                    unreadable ones older than a minute
+  --remove NAME     remove one segment (processes that mapped it keep it)
+  --match TEXT      only the segments whose name contains TEXT
+  --json            machine-readable output
+  -h, --help        this text
+
+NAME is a segment name as listed ("platoon-<job id>") or a job id.
+
+Exit codes: 0 done; 1 bad usage, or NAME names no segment.
+)";
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  enum class Action { list, layout, remove_dead, remove } action = Action::list;
+  std::string name;   // for --layout and --remove
+  std::string match;  // for the list and --remove-dead
+  bool json = false;
+  bool help = false;
+};
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  bool have_action = false;
+  const auto set_action = [&](Options::Action a, const std::string& arg) {
+    if (have_action) throw UsageError(platoon::str_cat(arg, ": only one of --layout, --remove-dead, --remove"));
+    have_action = true;
+    o.action = a;
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(platoon::str_cat(arg, " needs a value"));
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      o.help = true;
+    } else if (arg == "--json") {
+      o.json = true;
+    } else if (arg == "--match") {
+      o.match = next();
+    } else if (arg == "--layout") {
+      set_action(Options::Action::layout, arg);
+      o.name = next();
+    } else if (arg == "--remove") {
+      set_action(Options::Action::remove, arg);
+      o.name = next();
+    } else if (arg == "--remove-dead") {
+      set_action(Options::Action::remove_dead, arg);
+    } else {
+      throw UsageError(platoon::str_cat("unknown argument '", arg, "'"));
+    }
+  }
+  if (!o.match.empty() && (o.action == Options::Action::layout || o.action == Options::Action::remove))
+    throw UsageError("--match goes with the list and --remove-dead, not with a single NAME");
+  return o;
+}
+
+std::vector<std::string> segments(const std::string& match) {
+  std::vector<std::string> names = platoon::SharedSegment::list();
+  std::erase_if(names, [&](const std::string& n) { return n.find(match) == std::string::npos; });
+  return names;
+}
+
+/// The listed segment that `name` means: a segment name (with or without a
+/// leading '/') or a job id. Throws UsageError when there is none.
+std::string resolve(std::string name) {
+  if (name.starts_with('/')) name.erase(0, 1);
+  const std::vector<std::string> all = platoon::SharedSegment::list();
+  if (std::find(all.begin(), all.end(), name) != all.end()) return name;
+  const std::string by_job = platoon::SharedSegment::name_for_job(name);
+  if (std::find(all.begin(), all.end(), by_job) != all.end()) return by_job;
+  throw UsageError(platoon::str_cat("no platoon segment named '", name, "' (platoon-shm lists them)"));
+}
+
+std::string human_bytes(std::size_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  std::ostringstream out;
+  if (unit == 0) out << bytes << " B";
+  else out << std::fixed << std::setprecision(1) << value << " " << kUnits[unit];
+  return out.str();
+}
+
+/// How old the segment's file is (its header may be unreadable).
+std::optional<std::chrono::seconds> file_age(const std::string& name) {
+  std::error_code ec;
+  const auto written = fs::last_write_time(fs::path("/dev/shm") / name, ec);
+  if (ec) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::seconds>(fs::file_time_type::clock::now() - written);
+}
+
+std::string state_of(const platoon::SegmentInfo& info) {
+  if (!info.problem.empty()) return "unreadable";
+  return info.controller.alive() ? "alive" : "dead";
+}
+
+std::string layout_summary(const platoon::SegmentInfo& info) {
+  if (!info.layout) return info.problem;
+  return platoon::str_cat(info.layout->entries().size(), " params, ", info.layout->total_size(), " values");
+}
+
+json to_json(const platoon::SegmentInfo& info) {
+  json j = {{"name", info.name},
+            {"job_id", info.job_id},
+            {"controller_pid", info.controller.pid},
+            {"controller_alive", info.problem.empty() && info.controller.alive()},
+            {"state", state_of(info)},
+            {"creator_pid", info.creator.pid},
+            {"ready", info.ready},
+            {"bytes", info.bytes},
+            {"created_unix_ms", info.created_unix_ms},
+            {"problem", info.problem}};
+  if (info.layout) {
+    j["parameters"] = info.layout->entries().size();
+    j["values"] = info.layout->total_size();
+  }
+  return j;
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows)
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      if (width.size() <= c) width.push_back(0);
+      width[c] = std::max(width[c], row[c].size());
+    }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+int list(const Options& o) {
+  const std::vector<std::string> names = segments(o.match);
+  if (o.json) {
+    json out = json::array();
+    for (const auto& name : names) out.push_back(to_json(platoon::SharedSegment::inspect(name)));
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (names.empty()) {
+    std::cout << "no platoon shared-memory segments" << (o.match.empty() ? "" : " matching '" + o.match + "'")
+              << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows{{"NAME", "JOB", "CONTROLLER", "STATE", "READY", "SIZE", "LAYOUT"}};
+  for (const auto& name : names) {
+    const platoon::SegmentInfo info = platoon::SharedSegment::inspect(name);
+    const bool readable = info.problem.empty();
+    rows.push_back({name, readable ? info.job_id : "-", readable ? std::to_string(info.controller.pid) : "-",
+                    state_of(info), readable ? (info.ready ? "yes" : "no") : "-", human_bytes(info.bytes),
+                    layout_summary(info)});
+  }
+  print_table(rows);
+  return kExitOk;
+}
+
+int layout(const Options& o) {
+  const platoon::SegmentInfo info = platoon::SharedSegment::inspect(resolve(o.name));
+  if (o.json) {
+    json out = to_json(info);
+    if (info.layout) out["layout"] = info.layout->to_json();
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << "segment     " << info.name << "\n";
+  if (!info.problem.empty()) {
+    std::cout << "unreadable  " << info.problem << "\nsize        " << human_bytes(info.bytes) << "\n";
+    return kExitOk;
+  }
+  std::cout << "job         " << info.job_id << "\n"
+            << "controller  pid " << info.controller.pid << " (" << state_of(info) << ")\n"
+            << "creator     pid " << info.creator.pid << "\n"
+            << "ready       " << (info.ready ? "yes" : "no") << "\n"
+            << "size        " << human_bytes(info.bytes) << " (" << info.bytes << " bytes)\n"
+            << "layout      " << layout_summary(info) << "\n\n";
+  std::vector<std::vector<std::string>> rows{{"#", "NAME", "SHAPE", "DTYPE", "OFFSET", "SIZE"}};
+  std::size_t i = 0;
+  for (const platoon::LayoutEntry& e : info.layout->entries())
+    rows.push_back({std::to_string(i++), e.name, platoon::shape_to_string(e.shape), e.dtype, std::to_string(e.offset),
+                    std::to_string(e.size)});
+  print_table(rows);
+  return kExitOk;
+}
+
+int remove_dead(const Options& o) {
+  json removed = json::array(), kept = json::array(), failed = json::array();
+  for (const auto& name : segments(o.match)) {
+    const platoon::SegmentInfo info = platoon::SharedSegment::inspect(name);
+    std::string reason;
+    if (info.problem.empty()) {
+      if (info.controller.alive()) continue;  // a running job's: not ours to touch
+      reason = platoon::str_cat("job ", info.job_id, ", controller pid ", info.controller.pid, " is dead");
+    } else {
+      const auto age = file_age(name);
+      if (!age || *age < kUnreadableGrace) {
+        kept.push_back({{"name", name},
+                        {"reason", platoon::str_cat("unreadable (", info.problem, ") but only ",
+                                                    age ? age->count() : 0, " s old: it may still be being created")}});
+        continue;
+      }
+      reason = platoon::str_cat("unreadable (", info.problem, "), ", age->count(), " s old");
+    }
+    if (platoon::SharedSegment::remove(name)) removed.push_back({{"name", name}, {"reason", reason}});
+    else failed.push_back({{"name", name}, {"reason", reason + "; could not remove it (another user's?)"}});
+  }
+  if (o.json) {
+    std::cout << json{{"removed", removed}, {"kept", kept}, {"failed", failed}}.dump(2) << "\n";
+    return kExitOk;
+  }
+  for (const auto& r : removed) std::cout << "removed " << r["name"].get<std::string>() << ": " << r["reason"].get<std::string>() << "\n";
+  for (const auto& k : kept) std::cout << "kept " << k["name"].get<std::string>() << ": " << k["reason"].get<std::string>() << "\n";
+  for (const auto& f : failed) std::cout << "failed " << f["name"].get<std::string>() << ": " << f["reason"].get<std::string>() << "\n";
+  if (removed.empty() && kept.empty() && failed.empty()) std::cout << "no dead segments\n";
+  return kExitOk;
+}
+
+int remove_one(const Options& o) {
+  const std::string name = resolve(o.name);
+  const platoon::SegmentInfo info = platoon::SharedSegment::inspect(name);
+  const bool live = info.problem.empty() && info.controller.alive();
+  const bool ok = platoon::SharedSegment::remove(name);
+  if (o.json) {
+    std::cout << json{{"name", name}, {"removed", ok}, {"controller_alive", live}}.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (!ok) std::cout << "could not remove " << name << " (gone already, or another user's)\n";
+  else if (live)
+    std::cout << "removed " << name << " although its controller (pid " << info.controller.pid
+              << ") is alive: processes that mapped it keep it, new workers cannot join\n";
+  else std::cout << "removed " << name << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse_options(argc, argv);
+    if (o.help) {
+      std::cout << kUsage;
+      return kExitOk;
+    }
+    switch (o.action) {
+      case Options::Action::list: return list(o);
+      case Options::Action::layout: return layout(o);
+      case Options::Action::remove_dead: return remove_dead(o);
+      case Options::Action::remove: return remove_one(o);
+    }
+  } catch (const UsageError& e) {
+    std::cerr << "platoon-shm: " << e.what() << "\n(platoon-shm --help shows the usage)\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "platoon-shm: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}
