@@ -17,10 +17,10 @@ inline WorkerDefaults worker_defaults() {
   WorkerDefaults d;
   d.batch = 64;
   d.learning_rate = 2e-3;
+  d.lr_decay = 0.85;  // per pass over the data
   d.optimizer = "adam";
   d.sync_every = 10;
   d.alpha = 0.5;
-  d.clip_norm = 5.0;
   d.schedule = schedule_defaults();
   return d;
 }

@@ -18,6 +18,7 @@ inline WorkerDefaults worker_defaults() {
   WorkerDefaults d;
   d.batch = 64;
   d.learning_rate = 1e-3;
+  d.lr_decay = 0.8;  // per pass over the data
   d.optimizer = "adam";
   d.sync_every = 10;
   d.alpha = 0.5;

@@ -51,9 +51,13 @@ json ExampleController::handle_control(const json& req, const WorkerInfo& worker
   }
   if (req.contains("finished")) {
     finished_.insert(worker.id);
-    // The last worker still in the job evaluates the center on the test set:
-    // every other worker has made its final sync by then.
-    return {{"test", workers().size() == 1}};
+    // The last worker to finish evaluates the center on the test set: every
+    // other worker still in the job has made its final sync by then.
+    bool all_finished = true;
+    for (const WorkerInfo& w : workers()) all_finished = all_finished && finished_.contains(w.id);
+    const bool test = all_finished && !test_assigned_;
+    test_assigned_ = test_assigned_ || test;
+    return {{"test", test}};
   }
   if (req.contains("test_accuracy")) {
     test_accuracy_ = req.at("test_accuracy").get<double>();

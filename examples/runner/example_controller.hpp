@@ -43,6 +43,7 @@ class ExampleController : public Lieutenant {
   std::chrono::steady_clock::time_point started_;
   std::optional<int> validating_worker_;
   std::set<int> finished_;
+  bool test_assigned_ = false;
   std::optional<double> test_accuracy_;
 };
 

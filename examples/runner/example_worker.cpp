@@ -52,8 +52,10 @@ double accuracy_on(Model& model, const IdxImages& images, std::span<const std::u
 class MinibatchStream {
  public:
   MinibatchStream(Model& model, Optimizer& optimizer, const Data& data, int batch, std::uint64_t seed,
-                  float clip_norm)
-      : trainer_(model, optimizer, data.set.train_images, data.set.train_labels),
+                  float clip_norm, double lr_decay)
+      : optimizer_(optimizer),
+        lr_decay_(lr_decay),
+        trainer_(model, optimizer, data.set.train_images, data.set.train_labels),
         indices_(data.train),
         shuffler_(data.train.size(), seed),
         batch_(batch) {
@@ -62,6 +64,8 @@ class MinibatchStream {
 
   void step() {
     if (position_ + batch_ > order_.size()) {
+      // Each new pass over the data after the first decays the learning rate.
+      if (!order_.empty()) optimizer_.set_learning_rate(static_cast<float>(optimizer_.learning_rate() * lr_decay_));
       const auto permutation = shuffler_.next_epoch();
       order_.clear();
       for (std::size_t i : permutation) order_.push_back(indices_[i]);
@@ -74,6 +78,8 @@ class MinibatchStream {
   [[nodiscard]] long samples() const { return samples_; }
 
  private:
+  Optimizer& optimizer_;
+  double lr_decay_;
   Trainer trainer_;
   const std::vector<std::size_t>& indices_;
   IndexShuffler shuffler_;
@@ -99,7 +105,8 @@ int run_standalone(const Flags& flags, const WorkerDefaults& defaults, Model& mo
   options.target_accuracy = flags.get_double("--target-accuracy", options.target_accuracy);
   TrainingSchedule schedule(options);
   Logger log("standalone");
-  MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm);
+  MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm,
+                         flags.get_double("--lr-decay", defaults.lr_decay));
   const auto started = Clock::now();
   double train_seconds = 0;
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
@@ -142,7 +149,8 @@ int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Mode
                              std::make_unique<EASGD>(static_cast<float>(flags.get_double("--alpha", defaults.alpha))));
   // Every worker shuffles its own way.
   const std::uint64_t seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1)) * 1000 + soldier.worker_id();
-  MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm);
+  MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm,
+                         flags.get_double("--lr-decay", defaults.lr_decay));
   const long sync_every = flags.get_int("--sync-every", defaults.sync_every);
   if (sync_every <= 0) throw Error("--sync-every must be positive");
 
@@ -196,7 +204,7 @@ int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Mode
 int run_example_worker(int argc, char** argv, const WorkerDefaults& defaults, const ModelFactory& make_model) {
   try {
     const Flags flags(argc, argv,
-                      {"--port", "--endpoint", "--data", "--batch", "--lr", "--optimizer", "--sync-every", "--alpha",
+                      {"--port", "--endpoint", "--data", "--batch", "--lr", "--lr-decay", "--optimizer", "--sync-every", "--alpha",
                        "--seed", "--hidden", "--clip-norm", "--train-limit", "--sync-threads", "--max-minibatches",
                        "--max-time", "--valid-every", "--patience", "--target-accuracy"},
                       {"--standalone"});

@@ -18,6 +18,7 @@ namespace platoon::examples {
 struct WorkerDefaults {
   int batch = 64;
   double learning_rate = 1e-3;
+  double lr_decay = 1.0;  ///< learning rate factor after each pass over the data
   std::string optimizer = "adam";
   int sync_every = 10;
   double alpha = 0.5;

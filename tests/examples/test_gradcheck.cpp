@@ -1,13 +1,13 @@
-// Gradient checks of the example models against central finite differences,
+// Gradient checks of the example models against finite differences,
 // plus layout and training sanity checks.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <random>
 #include <set>
-#include <initializer_list>
 #include <string>
 #include <vector>
 

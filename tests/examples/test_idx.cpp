@@ -170,14 +170,14 @@ TEST_CASE("a truncated file is a FileError naming the path and saying truncated"
     // Data shorter than the header announces.
     const fs::path short_path = dir.path() / ("short" + suffix);
     auto bytes = idx_bytes({3, 4, 4}, ramp(3 * 16, 256));
-    bytes.resize(bytes.size() - 5);
+    bytes.erase(bytes.end() - 5, bytes.end());
     write_file(short_path, bytes, gzip);
     check_truncated(short_path, [&] { (void)load_idx_images(short_path); });
 
     // Header cut short.
     const fs::path header_path = dir.path() / ("header" + suffix);
     bytes = idx_bytes({3}, ramp(3, 10));
-    bytes.resize(6);
+    bytes.erase(bytes.begin() + 6, bytes.end());
     write_file(header_path, bytes, gzip);
     check_truncated(header_path, [&] { (void)load_idx_labels(header_path); });
 

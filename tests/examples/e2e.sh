@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# End to end: platoon-launch runs an example controller and 2 workers on a
+# subset of Fashion-MNIST; the job must finish cleanly, report a test
+# accuracy above a threshold, and leave no shared-memory segment behind.
+#   e2e.sh <platoon-launch> <controller> <worker> <min accuracy> [extra worker flags...]
+set -euo pipefail
+launch=$1 controller=$2 worker=$3 threshold=$4
+shift 4
+data=/usr/share/datasets/fashion-mnist
+if [ ! -f "$data/train-images-idx3-ubyte.gz" ]; then
+  echo "Fashion-MNIST is not installed in $data (Debian package dataset-fashion-mnist)"
+  exit 1
+fi
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+before=$(ls /dev/shm | grep -c '^platoon-' || true)
+"$launch" --workers 2 --log-dir "$logs" \
+  --controller "$controller --max-minibatches 800 --valid-every 200 --patience 100" \
+  --worker "$worker --train-limit 6000 $*" | tee "$logs/console.txt"
+accuracy=$(grep -o 'final test accuracy [0-9.]*' "$logs/console.txt" | awk '{print $4}' | tail -n 1)
+if [ -z "$accuracy" ]; then
+  echo "FAIL: the job reported no test accuracy"
+  exit 1
+fi
+validations=$(grep -c 'validation [0-9]*: accuracy' "$logs/console.txt" || true)
+echo "test accuracy $accuracy after $validations validations (threshold $threshold)"
+awk -v a="$accuracy" -v t="$threshold" 'BEGIN { exit !(a >= t) }' || { echo "FAIL: accuracy below $threshold"; exit 1; }
+[ "$validations" -ge 3 ] || { echo "FAIL: expected at least 3 validations"; exit 1; }
+after=$(ls /dev/shm | grep -c '^platoon-' || true)
+# Other jobs may run beside this test; this job must not have added a segment.
+[ "$after" -le "$before" ] || { echo "FAIL: a shared-memory segment was left behind"; ls -l /dev/shm; exit 1; }
+echo "end-to-end run passed"
