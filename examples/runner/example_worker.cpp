@@ -108,25 +108,26 @@ int run_standalone(const Flags& flags, const WorkerDefaults& defaults, Model& mo
   MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm,
                          flags.get_double("--lr-decay", defaults.lr_decay));
   const auto started = Clock::now();
-  double train_seconds = 0;
+  double valid_seconds = 0;
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
   while (true) {
     const Decision d = schedule.next(elapsed());
     if (d.action == Action::stop) break;
     if (d.action == Action::valid) {
+      const auto v0 = Clock::now();
       const double acc = accuracy_on(model, data.set.train_images, data.set.train_labels, data.valid);
       const Validation v = schedule.validated(1.0 - acc);
       char line[160];
       std::snprintf(line, sizeof line, "validation %d: accuracy %.4f (best %.4f)%s  %.1f s  %ld minibatches",
                     v.number, acc, 1.0 - v.best, v.improved ? " *" : "  ", elapsed(), schedule.minibatches_trained());
       log.info(line);
+      valid_seconds += std::chrono::duration<double>(Clock::now() - v0).count();
       continue;
     }
-    const auto t0 = Clock::now();
     for (long i = 0; i < d.minibatches; ++i) stream.step();
-    train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     schedule.trained(d.minibatches);
   }
+  const double train_seconds = elapsed() - valid_seconds;
   log.info("stopping: ", schedule.stop_reason());
   const double test = accuracy(model, data.set.test_images.pixels.data(), data.set.test_labels.data(),
                                static_cast<int>(data.set.test_labels.size()));
@@ -168,27 +169,31 @@ int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Mode
     return accuracy(*scratch, images.pixels.data(), labels.data(), static_cast<int>(labels.size()));
   };
 
+  // Throughput counts everything but validations: training, syncs and the
+  // requests to the controller, so that it shows what platoon costs.
   long minibatches = 0;
-  double train_seconds = 0;
+  double valid_seconds = 0;
+  const auto started = Clock::now();
   while (true) {
     const json what = soldier.send_req("next");
     const std::string action = what.at("action").get<std::string>();
     if (action == "stop") break;
     if (action == "valid") {
+      const auto v0 = Clock::now();
       const double acc = center_accuracy(data.set.train_images, data.set.train_labels, &data.valid);
       soldier.send_req({{"valid_error", 1.0 - acc}});
+      valid_seconds += std::chrono::duration<double>(Clock::now() - v0).count();
       continue;
     }
     if (action != "train") throw ProtocolError(str_cat("unexpected answer from the controller: ", what.dump()));
     const long k = what.at("minibatches").get<long>();
-    const auto t0 = Clock::now();
     for (long i = 0; i < k; ++i) {
       stream.step();
       if (++minibatches % sync_every == 0) soldier.sync_params();
     }
-    train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     soldier.send_req({{"done", k}});
   }
+  const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count() - valid_seconds;
   soldier.sync_params();  // the center gets this worker's last progress
   if (soldier.send_req({{"finished", true}}).value("test", false)) {
     const double test = center_accuracy(data.set.test_images, data.set.test_labels, nullptr);
