@@ -365,7 +365,11 @@ SegmentLock SharedSegment::lock_chunk(std::size_t i, std::chrono::milliseconds t
   const timespec deadline = deadline_after(timeout);
   int rc = pthread_mutex_timedlock(&lock.mutex, &deadline);
   if (rc == EOWNERDEAD) {
-    log.warn("the previous holder (pid ", lock.holder_pid.load(), ") of lock ", i, " of segment '", impl_->name,
+    // The holder's pid is written just after locking and cleared just before
+    // unlocking: a death in between those leaves 0.
+    const std::int64_t holder = lock.holder_pid.load();
+    log.warn("the previous holder (", holder != 0 ? str_cat("pid ", holder) : std::string("an unknown process"),
+             ") of lock ", i, " of segment '", impl_->name,
              "' died while holding it; recovered the lock (that chunk may hold a partial update)");
     pthread_mutex_consistent(&lock.mutex);
     rc = 0;

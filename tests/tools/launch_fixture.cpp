@@ -1,6 +1,6 @@
-// A small platoon job for the platoon-launch tests, built on the real
-// Lieutenant and Soldier. One binary, two roles; the launcher appends
-// "--port P".
+// A small platoon job for the platoon-launch tests and the soak test, built
+// on the real Lieutenant and Soldier. One binary, two roles; the launcher
+// appends "--port P".
 //
 //   platoon_launch_fixture controller --workers N [--steps K] [--record FILE]
 //                          [--tick-ms T]   (how often it checks on the workers)
@@ -8,7 +8,8 @@
 //   platoon_launch_fixture worker [--step-ms M] [--record FILE]
 //                          [--fail-index I (--exit-code C | --kill-self)]
 //                          [--fail-after S] [--fail-once MARKER]
-//                          [--size N] [--chunk-elements E] [--sync-every K] [--quiet]
+//                          [--size N] [--chunk-elements E] [--sync-every K]
+//                          [--batches B] [--quiet]
 //   platoon_launch_fixture silent      (records its start, answers nothing,
 //                                       sleeps 60 s: a controller that hangs)
 //
@@ -17,13 +18,16 @@
 // answers "train" instead until the file F exists, then "stop" to everyone
 // (ending the job at the first "stop"), whatever K. With --checkpoint it saves
 // the center to FILE at the end of the job (and every I ms, if given).
+//
 // A worker (index from PLATOON_WORKER_INDEX) registers, shares a vector of N
-// floats (default 16, as a 4x4 matrix; centre locks of E elements) with EASGD,
-// trains until told to stop (syncing every K steps, default 5, and printing
-// one plain line per step unless --quiet) and closes. The worker with index I fails after S steps (default
-// 3; 0: right after registering, before sharing its parameters): exits with
-// code C (default 1) or raises SIGKILL on itself; with --fail-once it does so
-// only when MARKER does not exist yet (and creates it).
+// floats (default 16, as a 4x4 matrix; E elements per lock of the center)
+// with EASGD, trains until told to stop and closes. Each "train" is B steps
+// (default 1); a step adds to at most 4096 evenly spread values, syncs every
+// K steps (default 5) and prints one plain line unless --quiet. The worker
+// with index I fails after S steps (default 3; 0: right after registering,
+// before sharing its parameters): exits with code C (default 1) or raises
+// SIGKILL on itself; with --fail-once it does so only when MARKER does not
+// exist yet (and creates it).
 //
 // --record appends one line per event, each with one write(2):
 //   controller-start pid=P ticks=T
@@ -39,6 +43,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -161,6 +166,7 @@ int run_worker(const Flags& flags) {
   const auto size = static_cast<std::size_t>(std::stoull(flag(flags, "--size", "16")));
   const int sync_every = std::stoi(flag(flags, "--sync-every", "5"));
   const bool quiet = flags.contains("--quiet");
+  const int batches = std::stoi(flag(flags, "--batches", "1"));
 
   platoon::Soldier::Options options;
   options.endpoint = endpoint;
@@ -182,14 +188,18 @@ int run_worker(const Flags& flags) {
   const std::vector<std::size_t> shape = size == 16 ? std::vector<std::size_t>{4, 4} : std::vector<std::size_t>{size};
   soldier.init_shared_params({{"w", x.data(), shape}}, std::make_unique<platoon::EASGD>(0.5f));
   record(flags, platoon::str_cat("worker ", index, " joined id=", soldier.worker_id(), " pid=", ::getpid()));
+  const std::size_t stride = std::max<std::size_t>(1, size / 4096);  // a minibatch stays tiny
   int step = 0;
   while (soldier.send_req("next") == "train") {
-    ++step;
-    for (std::size_t j = 0; j < x.size(); ++j) x[j] += 0.01f * static_cast<float>(index + 1);
-    if (!quiet) std::cout << "worker " << index << " step " << step << std::endl;  // a plain line: the launcher stamps it
-    if (step % sync_every == 0) soldier.sync_params();
-    if (fail_this_run && step == fail_after) fail_now();
-    if (step_time.count() > 0) std::this_thread::sleep_for(step_time);
+    for (int batch = 0; batch < batches; ++batch) {
+      ++step;
+      for (std::size_t j = 0; j < x.size(); j += stride) x[j] += 0.01f * static_cast<float>(index + 1);
+      // A plain line: the launcher stamps it.
+      if (!quiet) std::cout << "worker " << index << " step " << step << std::endl;
+      if (step % sync_every == 0) soldier.sync_params();
+      if (fail_this_run && step == fail_after) fail_now();
+      if (step_time.count() > 0) std::this_thread::sleep_for(step_time);
+    }
   }
   soldier.sync_params();
   soldier.close();

@@ -687,6 +687,15 @@ class Launcher {
     }
     log_.error(m.who(), " ", status.describe(),
                phase_ == Phase::params ? " before the central parameters were ready" : "");
+    if (options_.restarts > 0 && phase_ == Phase::running) {
+      // A worker lost while the job is ending would not be let in again; the
+      // controller finishes the job with the others.
+      const auto answer = ask_status();
+      if (answer && answer->value("ending", false)) {
+        log_.warn("not restarting ", m.name, ": the job is ending; the controller finishes it with the others");
+        return std::nullopt;
+      }
+    }
     if (restarts_used_ < options_.restarts && phase_ != Phase::controller_done) {
       ++restarts_used_;
       log_.info("restarting ", m.name, " (restart ", restarts_used_, " of ", options_.restarts, ")");
