@@ -8,6 +8,7 @@ namespace platoon::examples::lstm {
 
 inline ScheduleOptions schedule_defaults() {
   ScheduleOptions s;
+  s.minibatches_per_request = 50;  // one request per 50 minibatches keeps control traffic under 1%
   s.valid_every = 1000;  // minibatches, all workers together
   s.patience = 10;
   return s;

@@ -8,6 +8,7 @@ namespace platoon::examples::mlp {
 
 inline ScheduleOptions schedule_defaults() {
   ScheduleOptions s;
+  s.minibatches_per_request = 50;  // one request per 50 minibatches keeps control traffic under 1%
   s.valid_every = 500;   // minibatches, all workers together
   s.patience = 20;
   s.max_seconds = 0;     // the job is bounded by --max-time or --max-minibatches

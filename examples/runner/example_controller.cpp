@@ -17,8 +17,11 @@ double ExampleController::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
 }
 
-json ExampleController::handle_control(const json& req, const WorkerInfo& worker, const json&) {
+json ExampleController::handle_control(const json& req, const WorkerInfo& worker, const json& req_info) {
   if (req == "next") {
+    // A worker reports the minibatches it trained with its next request:
+    // one round trip per batch of work, not two.
+    if (req_info.is_object() && req_info.contains("done")) schedule_.trained(req_info.at("done").get<long>());
     const bool was_stopping = schedule_.stopping();
     const Decision d = schedule_.next(elapsed_seconds());
     if (d.action == Action::stop) {

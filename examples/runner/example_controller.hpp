@@ -1,9 +1,10 @@
 // The controller of the Fashion-MNIST examples (MLP and LSTM): a Lieutenant
 // speaking this protocol with the workers:
 //
-//   worker: "next"                  -> {"action": "train", "minibatches": k}
+//   worker: "next", req_info {"done": j} -> {"action": "train", "minibatches": k}
 //                                      {"action": "valid"} | {"action": "stop"}
-//   worker: {"done": k}             -> "ok"          (k minibatches trained)
+//                                      (j: minibatches trained since the last "next")
+//   worker: {"done": k}             -> "ok"          (k minibatches trained, at the end)
 //   worker: {"valid_error": e}      -> {"best": bool} (validation of the center)
 //   worker: {"finished": true}      -> {"test": bool} (last one evaluates the test set)
 //   worker: {"test_accuracy": a}    -> "ok"

@@ -172,10 +172,12 @@ int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Mode
   // Throughput counts everything but validations: training, syncs and the
   // requests to the controller, so that it shows what platoon costs.
   long minibatches = 0;
+  long unreported = 0;  // minibatches trained since the last "next"
   double valid_seconds = 0;
   const auto started = Clock::now();
   while (true) {
-    const json what = soldier.send_req("next");
+    const json what = soldier.send_req("next", {{"done", unreported}});
+    unreported = 0;
     const std::string action = what.at("action").get<std::string>();
     if (action == "stop") break;
     if (action == "valid") {
@@ -191,7 +193,7 @@ int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Mode
       stream.step();
       if (++minibatches % sync_every == 0) soldier.sync_params();
     }
-    soldier.send_req({{"done", k}});
+    unreported = k;
   }
   const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count() - valid_seconds;
   soldier.sync_params();  // the center gets this worker's last progress
