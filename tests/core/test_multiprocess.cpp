@@ -266,6 +266,10 @@ TEST_CASE("a controller killed with SIGKILL: every worker exits with the error")
     REQUIRE(std::chrono::steady_clock::now() < deadline);
     std::this_thread::sleep_for(5ms);
   }
+  const std::string segment = [&] {
+    platoon::ControlClient client(job.endpoint(), 5s);
+    return client.request("test", "platoon-status")["segment"].get<std::string>();
+  }();
   job.controller().send_signal(SIGKILL);
   for (auto& w : job.workers()) {
     const auto status = w.wait_for(30s);  // the workers time out after 3 s
@@ -275,11 +279,9 @@ TEST_CASE("a controller killed with SIGKILL: every worker exits with the error")
   }
   const std::string logs = job.logs();
   CHECK(logs.find("is lost") != std::string::npos);
-  // The killed controller left its segment; the next job reclaims it.
-  std::string left;
-  for (const auto& name : platoon::SharedSegment::list())
-    if (platoon::SharedSegment::inspect(name).controller.pid == job.controller().pid()) left = name;
-  REQUIRE_FALSE(left.empty());
-  const auto reclaimed = platoon::SharedSegment::reclaim_dead(platoon::Logger("test"));
-  CHECK(std::find(reclaimed.begin(), reclaimed.end(), left) != reclaimed.end());
+  // The killed controller left its segment; the next job start reclaims it
+  // (or another test's controller did already: the tests run in parallel).
+  (void)platoon::SharedSegment::reclaim_dead(platoon::Logger("test"));
+  const auto names = platoon::SharedSegment::list();
+  CHECK(std::find(names.begin(), names.end(), segment) == names.end());
 }
