@@ -13,7 +13,6 @@ if [ ! -f "$data/train-images-idx3-ubyte.gz" ]; then
 fi
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
-before=$(ls /dev/shm | grep -c '^platoon-' || true)
 "$launch" --workers 2 --log-dir "$logs" \
   --controller "$controller --max-minibatches 800 --valid-every 200 --patience 100" \
   --worker "$worker --train-limit 6000 $*" | tee "$logs/console.txt"
@@ -26,7 +25,8 @@ validations=$(grep -c 'validation [0-9]*: accuracy' "$logs/console.txt" || true)
 echo "test accuracy $accuracy after $validations validations (threshold $threshold)"
 awk -v a="$accuracy" -v t="$threshold" 'BEGIN { exit !(a >= t) }' || { echo "FAIL: accuracy below $threshold"; exit 1; }
 [ "$validations" -ge 3 ] || { echo "FAIL: expected at least 3 validations"; exit 1; }
-after=$(ls /dev/shm | grep -c '^platoon-' || true)
-# Other jobs may run beside this test; this job must not have added a segment.
-[ "$after" -le "$before" ] || { echo "FAIL: a shared-memory segment was left behind"; ls -l /dev/shm; exit 1; }
+# This job's segment (named by the launcher) must be gone; other tests' jobs may run beside it.
+segment=$(grep -o 'shared-memory segment platoon-[A-Za-z0-9-]*' "$logs/console.txt" | head -n 1 | awk '{print $3}')
+[ -n "$segment" ] || { echo "FAIL: the launcher did not name the job's segment"; exit 1; }
+[ ! -e "/dev/shm/$segment" ] || { echo "FAIL: segment $segment was left behind"; exit 1; }
 echo "end-to-end run passed"
