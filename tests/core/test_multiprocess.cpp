@@ -188,6 +188,15 @@ std::vector<int> registered_workers(const std::string& endpoint) {
   return client.request("test", "platoon-status")["workers"].get<std::vector<int>>();
 }
 
+// Waits (bounded) until `count` workers are registered.
+void wait_until_registered(const std::string& endpoint, std::size_t count) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (registered_workers(endpoint).size() < count) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
 // Waits until worker `id` is no longer registered; returns how long it took.
 std::optional<std::chrono::milliseconds> time_until_dropped(const std::string& endpoint, int id,
                                                             std::chrono::steady_clock::time_point since) {
@@ -208,11 +217,7 @@ TEST_CASE("a silent worker killed with SIGKILL is noticed within 2 s and the job
   job.start_worker(0, {"--step-ms", "20"});
   job.wait_params_ready();
   ChildProcess& silent = job.start_worker(1, {"--silent", "1"});
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (registered_workers(job.endpoint()).size() < 2) {
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(5ms);
-  }
+  wait_until_registered(job.endpoint(), 2);
   const auto killed_at = std::chrono::steady_clock::now();
   silent.send_signal(SIGKILL);
   const auto noticed = time_until_dropped(job.endpoint(), 1, killed_at);
@@ -233,11 +238,7 @@ TEST_CASE("a stopped (silent, alive) worker is dropped after the heartbeat bound
   job.start_worker(0, {"--step-ms", "20"});
   job.wait_params_ready();
   ChildProcess& frozen = job.start_worker(1, {"--step-ms", "20"});
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (registered_workers(job.endpoint()).size() < 2) {
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(5ms);
-  }
+  wait_until_registered(job.endpoint(), 2);
   const auto stopped_at = std::chrono::steady_clock::now();
   frozen.send_signal(SIGSTOP);
   const auto noticed = time_until_dropped(job.endpoint(), 1, stopped_at);
@@ -261,11 +262,7 @@ TEST_CASE("a controller killed with SIGKILL: every worker exits with the error")
   job.start_worker(0, {"--step-ms", "5"});
   job.wait_params_ready();
   for (int i = 1; i < kWorkers; ++i) job.start_worker(i, {"--step-ms", "5"});
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (registered_workers(job.endpoint()).size() < kWorkers) {
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(5ms);
-  }
+  wait_until_registered(job.endpoint(), kWorkers);
   const std::string segment = [&] {
     platoon::ControlClient client(job.endpoint(), 5s);
     return client.request("test", "platoon-status")["segment"].get<std::string>();
