@@ -36,10 +36,6 @@ json ExampleController::handle_control(const json& req, const WorkerInfo& worker
     return {{"action", "train"}, {"minibatches", d.minibatches}};
   }
   if (!req.is_object()) throw Error(str_cat("unknown request ", req.dump()));
-  if (req.contains("done")) {
-    schedule_.trained(req.at("done").get<long>());
-    return "ok";
-  }
   if (req.contains("valid_error")) {
     const double error = req.at("valid_error").get<double>();
     validating_worker_.reset();

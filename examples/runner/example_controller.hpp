@@ -4,7 +4,6 @@
 //   worker: "next", req_info {"done": j} -> {"action": "train", "minibatches": k}
 //                                      {"action": "valid"} | {"action": "stop"}
 //                                      (j: minibatches trained since the last "next")
-//   worker: {"done": k}             -> "ok"          (k minibatches trained, at the end)
 //   worker: {"valid_error": e}      -> {"best": bool} (validation of the center)
 //   worker: {"finished": true}      -> {"test": bool} (last one evaluates the test set)
 //   worker: {"test_accuracy": a}    -> "ok"
