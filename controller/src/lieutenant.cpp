@@ -11,10 +11,10 @@
 #include <random>
 #include <zmq.hpp>
 
-#include "platoon/checkpoint.hpp"
-#include "platoon/error.hpp"
-#include "platoon/shared_segment.hpp"
-#include "zap_authenticator.hpp"
+#include "platoon/shm/checkpoint.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/shm/shared_segment.hpp"
+#include "channel/zap_authenticator.hpp"
 
 namespace platoon {
 

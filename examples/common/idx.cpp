@@ -9,7 +9,7 @@
 
 #include <zlib.h>
 
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 
 namespace platoon::examples {
 namespace {

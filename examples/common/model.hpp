@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "platoon/params.hpp"
+#include "platoon/common/params.hpp"
 
 namespace platoon::examples {
 

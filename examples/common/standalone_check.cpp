@@ -23,7 +23,7 @@
 #include "common/mlp.hpp"
 #include "common/optimizer.hpp"
 #include "common/train.hpp"
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "flags.hpp"
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 
 namespace platoon::examples {
 

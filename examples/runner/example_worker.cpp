@@ -10,8 +10,8 @@
 #include "common/optimizer.hpp"
 #include "common/train.hpp"
 #include "flags.hpp"
-#include "platoon/error.hpp"
-#include "platoon/control_client.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/channel/control_client.hpp"
 #include "platoon/soldier.hpp"
 
 namespace platoon::examples {

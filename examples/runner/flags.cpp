@@ -2,8 +2,8 @@
 
 #include <cstdlib>
 
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon::examples {
 

@@ -19,9 +19,9 @@
 #include <map>
 #include <thread>
 
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 #include "platoon/lieutenant.hpp"
-#include "platoon/shared_segment.hpp"
+#include "platoon/shm/shared_segment.hpp"
 #include "platoon/soldier.hpp"
 
 using nlohmann::json;

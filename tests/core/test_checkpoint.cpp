@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "platoon/checkpoint.hpp"
-#include "platoon/error.hpp"
+#include "platoon/shm/checkpoint.hpp"
+#include "platoon/common/error.hpp"
 #include "test_support.hpp"
 
 using platoon::FileError;

@@ -6,10 +6,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "platoon/child_process.hpp"
-#include "platoon/control_client.hpp"
+#include "platoon/process/child_process.hpp"
+#include "platoon/channel/control_client.hpp"
 #include "platoon/soldier.hpp"
-#include "platoon/shared_segment.hpp"
+#include "platoon/shm/shared_segment.hpp"
 #include "test_support.hpp"
 
 #ifndef PLATOON_TEST_JOB_BIN

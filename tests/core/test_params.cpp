@@ -3,8 +3,8 @@
 
 #include <vector>
 
-#include "platoon/error.hpp"
-#include "platoon/params.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/params.hpp"
 
 using platoon::Layout;
 using platoon::LayoutError;

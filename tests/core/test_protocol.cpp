@@ -4,9 +4,9 @@
 
 #include <zmq.hpp>
 
-#include "platoon/control_client.hpp"
-#include "platoon/error.hpp"
-#include "platoon/protocol.hpp"
+#include "platoon/channel/control_client.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/channel/protocol.hpp"
 #include "platoon/soldier.hpp"
 #include "test_support.hpp"
 

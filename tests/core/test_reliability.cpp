@@ -6,10 +6,10 @@
 
 #include <fstream>
 
-#include "platoon/checkpoint.hpp"
-#include "platoon/child_process.hpp"
-#include "platoon/error.hpp"
-#include "platoon/shared_segment.hpp"
+#include "platoon/shm/checkpoint.hpp"
+#include "platoon/process/child_process.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/shm/shared_segment.hpp"
 #include "platoon/soldier.hpp"
 #include "test_support.hpp"
 

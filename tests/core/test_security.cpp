@@ -13,10 +13,10 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "../../platoon/src/zap_authenticator.hpp"
-#include "platoon/control_client.hpp"
-#include "platoon/error.hpp"
-#include "platoon/security.hpp"
+#include "../../platoon/src/channel/zap_authenticator.hpp"
+#include "platoon/channel/control_client.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/channel/security.hpp"
 #include "test_support.hpp"
 
 using platoon::ControlClient;

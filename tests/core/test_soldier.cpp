@@ -3,8 +3,8 @@
 // that goes away.
 #include <doctest/doctest.h>
 
-#include "platoon/error.hpp"
-#include "platoon/shared_segment.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/shm/shared_segment.hpp"
 #include "platoon/soldier.hpp"
 #include "test_support.hpp"
 

@@ -6,8 +6,8 @@
 #include <functional>
 #include <vector>
 
-#include "platoon/error.hpp"
-#include "platoon/sync_policy.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/sync/sync_policy.hpp"
 
 using namespace std::chrono_literals;
 using platoon::EveryN;

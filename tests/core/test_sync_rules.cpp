@@ -4,8 +4,8 @@
 #include <random>
 #include <vector>
 
-#include "platoon/error.hpp"
-#include "platoon/sync_rules.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/sync/sync_rules.hpp"
 
 using platoon::ASGD;
 using platoon::EASGD;

@@ -17,7 +17,7 @@
 #include <zlib.h>
 
 #include "common/idx.hpp"
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 
 namespace fs = std::filesystem;
 using namespace platoon::examples;

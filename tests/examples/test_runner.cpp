@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "flags.hpp"
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 #include "schedule.hpp"
 
 using namespace platoon::examples;

@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "platoon/lieutenant.hpp"
-#include "platoon/protocol.hpp"
+#include "platoon/channel/protocol.hpp"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "platoon/lieutenant.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon::testing {
 

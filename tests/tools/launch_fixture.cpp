@@ -53,10 +53,10 @@
 #include <string>
 #include <thread>
 
-#include "platoon/control_client.hpp"
+#include "platoon/channel/control_client.hpp"
 #include "platoon/lieutenant.hpp"
-#include "platoon/process.hpp"
-#include "platoon/shared_segment.hpp"
+#include "platoon/process/process.hpp"
+#include "platoon/shm/shared_segment.hpp"
 #include "platoon/soldier.hpp"
 
 using nlohmann::json;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "platoon/process.hpp"
+#include "platoon/process/process.hpp"
 #include "tools_test_support.hpp"
 
 #if !defined(PLATOON_LAUNCH_BIN) || !defined(PLATOON_LAUNCH_FIXTURE_BIN)

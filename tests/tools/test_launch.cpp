@@ -9,7 +9,7 @@
 
 #include "launch_run.hpp"
 #include "launch_support.hpp"
-#include "platoon/shared_segment.hpp"
+#include "platoon/shm/shared_segment.hpp"
 #include "tools_test_support.hpp"
 
 #if !defined(PLATOON_LAUNCH_BIN) || !defined(PLATOON_LAUNCH_FIXTURE_BIN)

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "platoon/shared_segment.hpp"
+#include "platoon/shm/shared_segment.hpp"
 #include "tools_test_support.hpp"
 
 #ifndef PLATOON_SHM_BIN

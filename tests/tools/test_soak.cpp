@@ -37,9 +37,9 @@
 #include <set>
 
 #include "launch_run.hpp"
-#include "platoon/checkpoint.hpp"
-#include "platoon/control_client.hpp"
-#include "platoon/protocol.hpp"
+#include "platoon/shm/checkpoint.hpp"
+#include "platoon/channel/control_client.hpp"
+#include "platoon/channel/protocol.hpp"
 #include "tools_test_support.hpp"
 
 namespace fs = std::filesystem;

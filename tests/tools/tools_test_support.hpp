@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "platoon/child_process.hpp"
-#include "platoon/process.hpp"
+#include "platoon/process/child_process.hpp"
+#include "platoon/process/process.hpp"
 #include "test_support.hpp"
 
 namespace platoon::testing {

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <random>
 
-#include "platoon/log.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon::bench {
 

@@ -12,9 +12,9 @@
 #include <zmq_addon.hpp>
 
 #include "bench_common.hpp"
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
-#include "platoon/protocol.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/channel/protocol.hpp"
 
 namespace platoon::bench {
 

@@ -16,9 +16,9 @@
 #include <regex>
 
 #include "bench_common.hpp"
-#include "platoon/child_process.hpp"
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/process/child_process.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon::bench {
 

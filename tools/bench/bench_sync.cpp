@@ -11,10 +11,10 @@
 #include <stdexcept>
 
 #include "bench_common.hpp"
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
-#include "platoon/sync_policy.hpp"
-#include "platoon/sync_rules.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/sync/sync_policy.hpp"
+#include "platoon/sync/sync_rules.hpp"
 
 namespace platoon::bench {
 

@@ -24,8 +24,8 @@
 #include <thread>
 
 #include "bench_common.hpp"
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 namespace fs = std::filesystem;
 

@@ -2,7 +2,7 @@
 
 #include <cctype>
 
-#include "platoon/log.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon::launch {
 

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 
 namespace platoon::launch {
 

@@ -50,12 +50,12 @@
 #include <vector>
 
 #include "launch_support.hpp"
-#include "platoon/child_process.hpp"
-#include "platoon/control_client.hpp"
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
-#include "platoon/protocol.hpp"
-#include "platoon/shared_segment.hpp"
+#include "platoon/process/child_process.hpp"
+#include "platoon/channel/control_client.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/channel/protocol.hpp"
+#include "platoon/shm/shared_segment.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;

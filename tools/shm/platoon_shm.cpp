@@ -25,8 +25,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "platoon/log.hpp"
-#include "platoon/shared_segment.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/shm/shared_segment.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -6,11 +6,11 @@
 #include <mutex>
 #include <thread>
 
-#include "platoon/checkpoint.hpp"
-#include "platoon/control_client.hpp"
-#include "platoon/error.hpp"
-#include "platoon/process.hpp"
-#include "platoon/protocol.hpp"
+#include "platoon/shm/checkpoint.hpp"
+#include "platoon/channel/control_client.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/process/process.hpp"
+#include "platoon/channel/protocol.hpp"
 #include "task_pool.hpp"
 
 namespace platoon {

@@ -20,10 +20,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "platoon/log.hpp"
-#include "platoon/process.hpp"
-#include "platoon/protocol.hpp"
-#include "platoon/security.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/process/process.hpp"
+#include "platoon/channel/protocol.hpp"
+#include "platoon/channel/security.hpp"
 
 namespace platoon {
 

@@ -21,11 +21,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "platoon/log.hpp"
-#include "platoon/params.hpp"
-#include "platoon/security.hpp"
-#include "platoon/shared_segment.hpp"
-#include "platoon/sync_rules.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/common/params.hpp"
+#include "platoon/channel/security.hpp"
+#include "platoon/shm/shared_segment.hpp"
+#include "platoon/sync/sync_rules.hpp"
 
 namespace platoon {
 

@@ -6,8 +6,8 @@
 #include <iterator>
 #include <zmq_addon.hpp>
 
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon::detail {
 

@@ -1,6 +1,6 @@
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 
-#include "platoon/log.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon::detail {
 

@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "platoon/params.hpp"
+#include "platoon/common/params.hpp"
 
 namespace platoon {
 
@@ -75,12 +75,5 @@ class CheckpointSchedule {
   Clock::duration interval_;
   Clock::time_point last_saved_;
 };
-
-/// Writes the concatenation of `parts` to `path` atomically, with file mode
-/// `mode` (temporary file "<path>.tmp.<pid>", fsync, rename, fsync of the
-/// directory). Throws ResourceError naming the path and the system's reason.
-/// Used for checkpoints and key files.
-void write_file_atomically(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,
-                           unsigned mode = 0600);
 
 }  // namespace platoon

@@ -1,9 +1,9 @@
-#include "platoon/sync_rules.hpp"
+#include "platoon/sync/sync_rules.hpp"
 
 #include <cmath>
 
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 // The loops below are memory-bound for large models (16 or 24 bytes per
 // element) but run from cache for small ones, where the vector width counts:

@@ -1,4 +1,4 @@
-#include "platoon/shared_segment.hpp"
+#include "platoon/shm/shared_segment.hpp"
 
 #include <pthread.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "platoon/error.hpp"
+#include "platoon/common/error.hpp"
 
 namespace bip = boost::interprocess;
 

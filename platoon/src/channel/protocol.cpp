@@ -1,7 +1,7 @@
-#include "platoon/protocol.hpp"
+#include "platoon/channel/protocol.hpp"
 
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon::protocol {
 

@@ -1,4 +1,4 @@
-#include "platoon/security.hpp"
+#include "platoon/channel/security.hpp"
 
 #include <zmq.h>
 
@@ -6,9 +6,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "platoon/checkpoint.hpp"
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/file.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon {
 

@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "platoon/log.hpp"
-#include "platoon/params.hpp"
-#include "platoon/process.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/common/params.hpp"
+#include "platoon/process/process.hpp"
 
 namespace platoon {
 

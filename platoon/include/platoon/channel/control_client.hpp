@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "platoon/security.hpp"
+#include "platoon/channel/security.hpp"
 
 namespace platoon {
 

@@ -1,4 +1,4 @@
-#include "platoon/child_process.hpp"
+#include "platoon/process/child_process.hpp"
 
 #include <signal.h>
 #include <spawn.h>
@@ -10,8 +10,8 @@
 #include <fcntl.h>
 #include <thread>
 
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 extern char** environ;
 

@@ -1,10 +1,10 @@
-#include "platoon/control_client.hpp"
+#include "platoon/channel/control_client.hpp"
 
 #include <zmq.hpp>
 
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
-#include "platoon/protocol.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/channel/protocol.hpp"
 
 namespace platoon {
 

@@ -1,4 +1,4 @@
-#include "platoon/log.hpp"
+#include "platoon/common/log.hpp"
 
 #include <chrono>
 #include <ctime>

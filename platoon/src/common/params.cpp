@@ -1,9 +1,9 @@
-#include "platoon/params.hpp"
+#include "platoon/common/params.hpp"
 
 #include <set>
 
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon {
 

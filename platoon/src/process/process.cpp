@@ -1,4 +1,4 @@
-#include "platoon/process.hpp"
+#include "platoon/process/process.hpp"
 
 #include <unistd.h>
 

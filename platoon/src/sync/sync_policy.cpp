@@ -1,9 +1,9 @@
-#include "platoon/sync_policy.hpp"
+#include "platoon/sync/sync_policy.hpp"
 
 #include <algorithm>
 
-#include "platoon/error.hpp"
-#include "platoon/log.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
 
 namespace platoon {
 
