@@ -1,0 +1,124 @@
+// The shared-memory backend of the collective layer, for the workers of one
+// host.
+//
+// The controller creates one group segment per epoch (GroupSegment::create),
+// naming the members' processes; each worker maps it (ShmCollective::attach)
+// at its rank. The segment holds one buffer ("slot") per rank and, per rank,
+// a progress counter that only ever grows. Every step of a collective is
+// "write my part, bump my counter, wait until every counter has reached the
+// same value"; waits spin briefly, then sleep on a futex in the segment.
+//
+// all_reduce below 1 MiB: every rank reduces all slots (one pass, lowest
+// latency). From 1 MiB: reduce-scatter then all-gather, pipelined in 1 MiB
+// chunks: each rank sums its own slice of each chunk over every slot (in rank
+// order, so the bits are the same everywhere) and writes it back into its own
+// slot, and every rank then copies the reduced slices out. A buffer that
+// already lives in this rank's slot (registered_buffer()) is reduced where it
+// is: nothing is copied in, and the result is read in place.
+//
+// A peer that dies (its pid is gone) or makes no progress for the call's
+// timeout breaks the group: the rank that sees it marks the segment broken,
+// and every rank's current and later calls throw PeerLostError naming the
+// lost rank and its pid.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "platoon/collective/collective.hpp"
+#include "platoon/process/process.hpp"
+
+namespace platoon {
+
+/// The largest group the shared-memory backend forms.
+inline constexpr int kMaxShmGroupSize = 256;
+
+/// The group segment of one epoch, as the controller creates and retires it.
+/// Move-only; destroying it unmaps only (see remove()).
+class GroupSegment {
+ public:
+  /// Creates segment `name` for `members` (rank order), with a slot of
+  /// `slot_elements` floats per rank. Throws ResourceError (exists, no
+  /// space: the message names the bytes) or Error (no members, too many).
+  static GroupSegment create(const std::string& name, const std::string& job_id, std::uint64_t epoch,
+                             const std::vector<ProcessId>& members, std::size_t slot_elements,
+                             const ProcessId& controller);
+
+  GroupSegment(GroupSegment&&) noexcept;
+  GroupSegment& operator=(GroupSegment&&) noexcept;
+  GroupSegment(const GroupSegment&) = delete;
+  GroupSegment& operator=(const GroupSegment&) = delete;
+  ~GroupSegment();
+
+  [[nodiscard]] const std::string& name() const;
+  [[nodiscard]] std::uint64_t epoch() const;
+
+  /// Ends the epoch: a member still waiting in a collective gets
+  /// PeerLostError("epoch ... is over") at once instead of at its timeout.
+  void retire() noexcept;
+
+  /// Whether a member marked the epoch broken, and which rank was lost
+  /// (-1 when none, or when only retire() ended it).
+  [[nodiscard]] int lost_rank() const;
+
+  /// Removes a segment's name (mappings stay valid). False if none.
+  static bool remove(const std::string& name) noexcept;
+
+ private:
+  struct Impl;
+  explicit GroupSegment(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Checks a group segment's header from raw bytes: magic, version, checksum,
+/// sizes, every region inside `size` bytes, without overflow. Returns the
+/// problem, or an empty string. Used by attach() and by the fuzz target.
+std::string group_header_problem(const void* base, std::size_t size);
+
+/// One rank of a group, mapped into this process.
+class ShmCollective final : public Collective {
+ public:
+  /// Maps group segment `name` as `rank`. Throws ResourceError if it does
+  /// not exist, LayoutError if its header is not sound, Error if `rank` is
+  /// outside the group or the segment names another process at that rank.
+  static std::unique_ptr<ShmCollective> attach(const std::string& name, int rank,
+                                               std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  ~ShmCollective() override;
+  ShmCollective(const ShmCollective&) = delete;
+  ShmCollective& operator=(const ShmCollective&) = delete;
+
+  [[nodiscard]] GroupPosition position() const override;
+  [[nodiscard]] std::chrono::milliseconds timeout() const override;
+  void set_timeout(std::chrono::milliseconds timeout);
+
+  /// This rank's slot: a buffer in shared memory that all_reduce reduces in
+  /// place, with nothing copied in or out. Valid while this object lives.
+  [[nodiscard]] std::span<float> registered_buffer() const;
+
+  using Collective::all_reduce;
+  using Collective::barrier;
+  using Collective::broadcast;
+  using Collective::broadcast_bytes;
+  using Collective::all_gather;
+  void all_reduce(std::span<float> data, ReduceOp op, std::chrono::milliseconds timeout) override;
+  void broadcast(std::span<float> data, int root, std::chrono::milliseconds timeout) override;
+  void broadcast_bytes(std::string& data, int root, std::chrono::milliseconds timeout) override;
+  void barrier(std::chrono::milliseconds timeout) override;
+  std::vector<double> all_gather(std::span<const double> values, std::chrono::milliseconds timeout) override;
+
+  /// Whether the group is broken (a peer lost, the epoch retired, or a call
+  /// whose sizes disagreed): every later call throws.
+  [[nodiscard]] bool broken() const;
+
+ private:
+  struct Impl;
+  explicit ShmCollective(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace platoon
