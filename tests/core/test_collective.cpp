@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "platoon/collective/shm_collective.hpp"
 #include "platoon/common/error.hpp"
@@ -17,15 +18,27 @@ using platoon::testing::unique_name;
 
 namespace {
 
-// A group segment of `ranks` members, all this process (one thread each).
+// A group segment of `ranks` members, all this process (one thread each),
+// each with its own slot.
 struct ThreadGroup {
-  explicit ThreadGroup(int ranks, std::size_t slot_elements)
-      : name(unique_name("platoon-test-group")),
-        segment(GroupSegment::create(name, "test-job", 7, std::vector<ProcessId>(ranks, ProcessId::self()),
-                                     slot_elements, ProcessId::self())) {}
-  ~ThreadGroup() { GroupSegment::remove(name); }
+  ThreadGroup(int ranks, std::size_t slot_elements) : name(unique_name("platoon-test-group")) {
+    std::vector<GroupMember> members;
+    for (int r = 0; r < ranks; ++r) {
+      slots.push_back(ShmObject::create(str_cat(name, ".slot", r), slot_elements * sizeof(float)));
+      members.push_back({ProcessId::self(), slots.back().name(), slot_elements});
+    }
+    segment.emplace(GroupSegment::create(name, "test-job", 7, members, ProcessId::self()));
+  }
+  ~ThreadGroup() {
+    GroupSegment::remove(name);
+    for (const ShmObject& slot : slots) ShmObject::remove(slot.name());
+  }
+  std::unique_ptr<ShmCollective> attach(int rank, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return ShmCollective::attach(name, rank, slots[rank], timeout);
+  }
   std::string name;
-  GroupSegment segment;
+  std::vector<ShmObject> slots;
+  std::optional<GroupSegment> segment;
 };
 
 float value_of(int rank, std::size_t i) {
@@ -62,7 +75,7 @@ void check_all_reduce(int ranks, std::size_t n, std::size_t slot_elements, bool 
   const std::vector<float> expected = serial_sum(ranks, n, op);
   std::vector<std::vector<float>> results(ranks);
   run_ranks(ranks, [&](int rank) {
-    auto c = ShmCollective::attach(group.name, rank);
+    auto c = group.attach(rank);
     std::vector<float> own(n);
     std::span<float> data(own);
     if (registered) data = c->registered_buffer().subspan(0, n);
@@ -101,7 +114,7 @@ TEST_CASE("broadcast, broadcast_bytes, barrier and all_gather") {
   const int ranks = 3;
   ThreadGroup group(ranks, 1000);
   run_ranks(ranks, [&](int rank) {
-    auto c = ShmCollective::attach(group.name, rank);
+    auto c = group.attach(rank);
     std::vector<float> v(2500, static_cast<float>(rank));  // larger than a slot
     c->broadcast(v, 2);
     for (float x : v) REQUIRE(x == 2.0f);
@@ -128,7 +141,7 @@ TEST_CASE("ranks that disagree on the size all get an error naming both sizes") 
   ThreadGroup group(2, 100);
   std::vector<std::string> errors(2);
   run_ranks(2, [&](int rank) {
-    auto c = ShmCollective::attach(group.name, rank);
+    auto c = group.attach(rank);
     std::vector<float> v(rank == 0 ? 10 : 12, 1.0f);
     try {
       c->all_reduce(v);
@@ -146,14 +159,26 @@ TEST_CASE("ranks that disagree on the size all get an error naming both sizes") 
 
 TEST_CASE("a rank outside the group, or at another process's rank, is refused") {
   ThreadGroup group(2, 10);
-  CHECK_THROWS_WITH_AS(ShmCollective::attach(group.name, 2), doctest::Contains("outside group epoch 7"), Error);
-  CHECK_THROWS_WITH_AS(ShmCollective::attach(group.name, -1), doctest::Contains("outside group epoch 7"), Error);
+  CHECK_THROWS_WITH_AS(ShmCollective::attach(group.name, 2, group.slots[0]), doctest::Contains("outside group epoch 7"),
+                       Error);
+  CHECK_THROWS_WITH_AS(ShmCollective::attach(group.name, -1, group.slots[0]), doctest::Contains("outside group epoch 7"),
+                       Error);
+  CHECK_THROWS_WITH_AS(ShmCollective::attach(group.name, 0, group.slots[1]), doctest::Contains("names slot"), Error);
   const std::string other = unique_name("platoon-test-group");
-  GroupSegment foreign = GroupSegment::create(other, "job", 1, {ProcessId{1, 1}}, 10, ProcessId::self());
-  CHECK_THROWS_WITH_AS(ShmCollective::attach(other, 0), doctest::Contains("not part of that group"), Error);
+  GroupSegment foreign =
+      GroupSegment::create(other, "job", 1, {{ProcessId{1, 1}, group.slots[0].name(), 10}}, ProcessId::self());
+  CHECK_THROWS_WITH_AS(ShmCollective::attach(other, 0, group.slots[0]), doctest::Contains("not part of that group"),
+                       Error);
   GroupSegment::remove(other);
-  CHECK_THROWS_AS(ShmCollective::attach(unique_name("platoon-test-missing"), 0), ResourceError);
-  CHECK_THROWS_AS(ShmCollective::attach(group.name, 0, std::chrono::milliseconds(0))->barrier(), Error);
+  CHECK_THROWS_AS(ShmCollective::attach(unique_name("platoon-test-missing"), 0, group.slots[0]), ResourceError);
+  CHECK_THROWS_AS(group.attach(0, std::chrono::milliseconds(0)), Error);
+  // A slot smaller than the group says.
+  const std::string small = unique_name("platoon-test-group");
+  ShmObject tiny = ShmObject::create(small + ".slot", 16);
+  GroupSegment lying = GroupSegment::create(small, "job", 1, {{ProcessId::self(), tiny.name(), 1000}}, ProcessId::self());
+  CHECK_THROWS_WITH_AS(ShmCollective::attach(small, 0, tiny), doctest::Contains("has 16 bytes"), LayoutError);
+  GroupSegment::remove(small);
+  ShmObject::remove(tiny.name());
 }
 
 TEST_CASE("a peer that never arrives breaks the group on every rank within the bound") {
@@ -162,7 +187,7 @@ TEST_CASE("a peer that never arrives breaks the group on every rank within the b
   std::vector<std::string> errors(ranks);
   std::vector<double> waited_ms(ranks);
   run_ranks(ranks, [&](int rank) {
-    auto c = ShmCollective::attach(group.name, rank, std::chrono::milliseconds(300));
+    auto c = group.attach(rank, std::chrono::milliseconds(300));
     std::vector<float> v(50, 1.0f);
     c->all_reduce(v);  // everyone arrives once
     if (rank == 2) return;  // then rank 2 stalls for good
@@ -182,15 +207,15 @@ TEST_CASE("a peer that never arrives breaks the group on every rank within the b
     CHECK(errors[r].find("epoch 7") != std::string::npos);
     CHECK(waited_ms[r] < 300 * 20);  // bounded: the no-progress limit plus scheduling, never a hang
   }
-  CHECK(group.segment.lost_rank() == 2);
+  CHECK(group.segment->lost_rank() == 2);
 }
 
 TEST_CASE("a retired epoch releases a waiting rank at once") {
   ThreadGroup group(2, 10);
-  auto c = ShmCollective::attach(group.name, 0, std::chrono::seconds(60));
+  auto c = group.attach(0, std::chrono::seconds(60));
   std::thread retire([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    group.segment.retire();
+    group.segment->retire();
   });
   CHECK_THROWS_WITH_AS(c->barrier(), doctest::Contains("epoch 7 is over"), PeerLostError);
   retire.join();
@@ -204,7 +229,7 @@ TEST_CASE("a corrupted group header is refused") {
   CHECK(group_header_problem(bytes, 100).find("smaller than its header") != std::string::npos);
   bytes[40] ^= 0xff;  // inside the checksummed fields
   CHECK(group_header_problem(bytes, mapping.size()).find("checksum") != std::string::npos);
-  CHECK_THROWS_WITH_AS(ShmCollective::attach(group.name, 0), doctest::Contains("checksum"), LayoutError);
+  CHECK_THROWS_WITH_AS(group.attach(0), doctest::Contains("checksum"), LayoutError);
   bytes[40] ^= 0xff;
   bytes[0] = 'X';
   CHECK(group_header_problem(bytes, mapping.size()).find("bad magic") != std::string::npos);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <limits>
 #include <cstring>
 #include <thread>
 
@@ -65,11 +66,8 @@ struct Header {
   std::int64_t controller_pid;
   std::uint64_t controller_start_ticks;
   std::uint64_t epoch;
-  std::uint64_t size;           // ranks
-  std::uint64_t slot_elements;  // floats per slot
-  std::uint64_t ranks_offset;   // RankBlock[size]
-  std::uint64_t slots_offset;   // slot_stride bytes per rank
-  std::uint64_t slot_stride;
+  std::uint64_t size;          // ranks
+  std::uint64_t ranks_offset;  // RankBlock[size]
   std::uint64_t total_bytes;
   char job_id[kJobIdBytes];
   std::uint64_t checksum;  // FNV-1a of magic, version and every field from controller_pid to job_id
@@ -94,9 +92,14 @@ struct CallInfo {
   double values[Collective::kMaxGatherValues];
 };
 
+constexpr std::size_t kSlotNameBytes = 192;
+
 struct alignas(64) RankBlock {
-  std::int64_t pid;  // written by the controller
+  // Written by the controller: the member's process and slot.
+  std::int64_t pid;
   std::uint64_t start_ticks;
+  std::uint64_t slot_elements;
+  char slot_name[kSlotNameBytes];
   alignas(64) std::atomic<std::uint64_t> progress;
   alignas(64) CallInfo call[2];
 };
@@ -204,16 +207,21 @@ std::string group_header_problem(const void* base, std::size_t size) {
   if (h.size == 0 || h.size > static_cast<std::uint64_t>(kMaxShmGroupSize))
     return str_cat("group size ", h.size, " is outside 1..", kMaxShmGroupSize);
   std::uint64_t ranks_end = 0;
-  std::uint64_t slots_end = 0;
-  std::uint64_t slot_bytes = 0;
-  if (!checked_mul_add(h.size, sizeof(RankBlock), h.ranks_offset, ranks_end) ||
-      !checked_mul_add(h.size, h.slot_stride, h.slots_offset, slots_end) ||
-      !checked_mul_add(h.slot_elements, sizeof(float), 0, slot_bytes))
+  if (!checked_mul_add(h.size, sizeof(RankBlock), h.ranks_offset, ranks_end))
     return "group header sizes overflow (corrupted header)";
-  if (h.ranks_offset < kPage || h.ranks_offset % 64 != 0 || ranks_end > h.slots_offset ||
-      h.slots_offset % kPage != 0 || h.slot_stride % kPage != 0 || slot_bytes > h.slot_stride || slots_end > size)
-    return "group header regions are out of bounds, misaligned or overlapping (corrupted header)";
+  if (h.ranks_offset < kPage || h.ranks_offset % 64 != 0 || ranks_end > size)
+    return "group header regions are out of bounds or misaligned (corrupted header)";
   if (h.job_id[kJobIdBytes - 1] != '\0') return "group header job id is not terminated (corrupted header)";
+  // The rank blocks are written once by the controller, like the header.
+  const auto* blocks = reinterpret_cast<const RankBlock*>(static_cast<const char*>(base) + h.ranks_offset);
+  for (std::uint64_t r = 0; r < h.size; ++r) {
+    const RankBlock& b = blocks[r];
+    if (b.slot_name[kSlotNameBytes - 1] != '\0' || std::strncmp(b.slot_name, "platoon-", 8) != 0)
+      return str_cat("rank ", r, " has no valid slot name (corrupted header)");
+    std::uint64_t slot_bytes = 0;
+    if (!checked_mul_add(b.slot_elements, sizeof(float), 0, slot_bytes))
+      return str_cat("rank ", r, "'s slot size overflows (corrupted header)");
+  }
   return {};
 }
 
@@ -231,20 +239,18 @@ GroupSegment& GroupSegment::operator=(GroupSegment&&) noexcept = default;
 GroupSegment::~GroupSegment() = default;
 
 GroupSegment GroupSegment::create(const std::string& name, const std::string& job_id, std::uint64_t epoch,
-                                  const std::vector<ProcessId>& members, std::size_t slot_elements,
-                                  const ProcessId& controller) {
+                                  const std::vector<GroupMember>& members, const ProcessId& controller) {
   if (members.empty()) throw Error(str_cat("group segment ", name, ": a group needs at least one member"));
   if (members.size() > static_cast<std::size_t>(kMaxShmGroupSize))
     throw Error(str_cat("group segment ", name, ": ", members.size(), " members, at most ", kMaxShmGroupSize));
   if (job_id.size() >= kJobIdBytes) throw Error(str_cat("job id '", job_id, "' is too long for a group segment"));
+  for (const GroupMember& m : members)
+    if (m.slot_name.size() >= kSlotNameBytes || !m.slot_name.starts_with("platoon-"))
+      throw Error(str_cat("group segment ", name, ": slot name '", m.slot_name,
+                          "' must start with 'platoon-' and be shorter than ", kSlotNameBytes, " bytes"));
   const std::size_t n = members.size();
-  std::uint64_t slot_bytes = 0;
-  if (!checked_mul_add(slot_elements, sizeof(float), 0, slot_bytes) || slot_bytes > (std::uint64_t{1} << 40))
-    throw Error(str_cat("group segment ", name, ": a slot of ", slot_elements, " floats is too large"));
-  const std::size_t slot_stride = round_up(std::max<std::size_t>(slot_bytes, 1), kPage);
   const std::size_t ranks_offset = kPage;
-  const std::size_t slots_offset = round_up(ranks_offset + n * sizeof(RankBlock), kPage);
-  const std::size_t total = slots_offset + n * slot_stride;
+  const std::size_t total = round_up(ranks_offset + n * sizeof(RankBlock), kPage);
 
   auto impl = std::make_unique<Impl>();
   impl->object = ShmObject::create(name, total);
@@ -257,17 +263,16 @@ GroupSegment GroupSegment::create(const std::string& name, const std::string& jo
   h->controller_start_ticks = controller.start_ticks;
   h->epoch = epoch;
   h->size = n;
-  h->slot_elements = slot_elements;
   h->ranks_offset = ranks_offset;
-  h->slots_offset = slots_offset;
-  h->slot_stride = slot_stride;
   h->total_bytes = total;
   std::strncpy(h->job_id, job_id.c_str(), kJobIdBytes - 1);
   auto* blocks = reinterpret_cast<RankBlock*>(base + ranks_offset);
   for (std::size_t r = 0; r < n; ++r) {
     auto* b = new (blocks + r) RankBlock{};
-    b->pid = members[r].pid;
-    b->start_ticks = members[r].start_ticks;
+    b->pid = members[r].process.pid;
+    b->start_ticks = members[r].process.start_ticks;
+    b->slot_elements = members[r].slot_elements;
+    std::strncpy(b->slot_name, members[r].slot_name.c_str(), kSlotNameBytes - 1);
   }
   h->checksum = header_checksum(*h);
   h->state.store(kStateReady, std::memory_order_release);
@@ -296,6 +301,7 @@ bool GroupSegment::remove(const std::string& name) noexcept { return ShmObject::
 
 struct ShmCollective::Impl {
   ShmObject object;
+  std::vector<ShmObject> peer_slots;  // the other ranks' slots, mapped here
   Header* header = nullptr;
   RankBlock* blocks = nullptr;
   std::vector<float*> slots;
@@ -553,8 +559,9 @@ struct ShmCollective::Impl {
 ShmCollective::ShmCollective(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ShmCollective::~ShmCollective() = default;
 
-std::unique_ptr<ShmCollective> ShmCollective::attach(const std::string& name, int rank,
+std::unique_ptr<ShmCollective> ShmCollective::attach(const std::string& name, int rank, const ShmObject& own_slot,
                                                      std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0) throw Error("a collective timeout must be positive");
   auto impl = std::make_unique<Impl>();
   impl->object = ShmObject::open(name, /*writable=*/true);
   auto* base = static_cast<char*>(impl->object.data());
@@ -572,13 +579,31 @@ std::unique_ptr<ShmCollective> ShmCollective::attach(const std::string& name, in
     throw Error(str_cat("rank ", rank, " is outside group epoch ", h.epoch, " (ranks 0..", impl->size - 1, ")"));
   impl->rank = rank;
   impl->blocks = reinterpret_cast<RankBlock*>(base + h.ranks_offset);
+  const RankBlock& mine = impl->blocks[rank];
   const ProcessId self = ProcessId::self();
-  if (impl->blocks[rank].pid != self.pid)
-    throw Error(str_cat("group epoch ", h.epoch, " has pid ", impl->blocks[rank].pid, " at rank ", rank,
-                        ", not this process (pid ", self.pid, "): this worker is not part of that group"));
-  impl->slot_elements = h.slot_elements;
-  for (std::uint64_t k = 0; k < h.size; ++k)
-    impl->slots.push_back(reinterpret_cast<float*>(base + h.slots_offset + k * h.slot_stride));
+  if (mine.pid != self.pid)
+    throw Error(str_cat("group epoch ", h.epoch, " has pid ", mine.pid, " at rank ", rank, ", not this process (pid ",
+                        self.pid, "): this worker is not part of that group"));
+  if (own_slot.name() != mine.slot_name)
+    throw Error(str_cat("group epoch ", h.epoch, " names slot ", mine.slot_name, " at rank ", rank, ", not ",
+                        own_slot.name()));
+  // Every rank uses the smallest slot, so that all cut data the same way.
+  impl->slot_elements = std::numeric_limits<std::size_t>::max();
+  for (int k = 0; k < impl->size; ++k) {
+    const RankBlock& b = impl->blocks[k];
+    impl->slot_elements = std::min<std::size_t>(impl->slot_elements, b.slot_elements);
+    const ShmObject* slot = &own_slot;
+    if (k != rank) {
+      impl->peer_slots.push_back(ShmObject::open(b.slot_name, /*writable=*/false));
+      slot = &impl->peer_slots.back();
+    }
+    if (slot->size() / sizeof(float) < b.slot_elements)
+      throw LayoutError(str_cat("group epoch ", h.epoch, ": rank ", k, "'s slot ", b.slot_name, " has ", slot->size(),
+                                " bytes, the group says ", b.slot_elements, " floats"));
+  }
+  std::size_t peer = 0;
+  for (int k = 0; k < impl->size; ++k)
+    impl->slots.push_back(static_cast<float*>(k == rank ? own_slot.data() : impl->peer_slots[peer++].data()));
   impl->sources.resize(impl->size);
   impl->timeout = timeout;
   return std::unique_ptr<ShmCollective>(new ShmCollective(std::move(impl)));

@@ -1,10 +1,12 @@
 // The shared-memory backend of the collective layer, for the workers of one
 // host.
 //
-// The controller creates one group segment per epoch (GroupSegment::create),
-// naming the members' processes; each worker maps it (ShmCollective::attach)
-// at its rank. The segment holds one buffer ("slot") per rank and, per rank,
-// a progress counter that only ever grows. Every step of a collective is
+// Each worker owns a buffer in shared memory, its "slot" (a ShmObject it
+// creates once and keeps for its whole life, so its address never changes).
+// The controller creates one group segment per epoch (GroupSegment::create)
+// naming each member's process and slot; each worker maps it at its rank
+// (ShmCollective::attach), and with it every other member's slot. The group
+// segment holds, per rank, a progress counter that only ever grows. Every step of a collective is
 // "write my part, bump my counter, wait until every counter has reached the
 // same value"; waits spin briefly, then sleep on a futex in the segment.
 //
@@ -31,22 +33,29 @@
 
 #include "platoon/collective/collective.hpp"
 #include "platoon/process/process.hpp"
+#include "platoon/shm/shm_object.hpp"
 
 namespace platoon {
 
 /// The largest group the shared-memory backend forms.
 inline constexpr int kMaxShmGroupSize = 256;
 
+/// One member of a group, as the controller writes it into the segment.
+struct GroupMember {
+  ProcessId process;
+  std::string slot_name;          ///< the member's slot (a ShmObject's name)
+  std::size_t slot_elements = 0;  ///< floats in that slot
+};
+
 /// The group segment of one epoch, as the controller creates and retires it.
 /// Move-only; destroying it unmaps only (see remove()).
 class GroupSegment {
  public:
-  /// Creates segment `name` for `members` (rank order), with a slot of
-  /// `slot_elements` floats per rank. Throws ResourceError (exists, no
-  /// space: the message names the bytes) or Error (no members, too many).
+  /// Creates segment `name` for `members` (rank order). Throws
+  /// ResourceError (exists, no space) or Error (no members, too many, a slot
+  /// name that is not a platoon name or too long).
   static GroupSegment create(const std::string& name, const std::string& job_id, std::uint64_t epoch,
-                             const std::vector<ProcessId>& members, std::size_t slot_elements,
-                             const ProcessId& controller);
+                             const std::vector<GroupMember>& members, const ProcessId& controller);
 
   GroupSegment(GroupSegment&&) noexcept;
   GroupSegment& operator=(GroupSegment&&) noexcept;
@@ -82,10 +91,13 @@ std::string group_header_problem(const void* base, std::size_t size);
 /// One rank of a group, mapped into this process.
 class ShmCollective final : public Collective {
  public:
-  /// Maps group segment `name` as `rank`. Throws ResourceError if it does
-  /// not exist, LayoutError if its header is not sound, Error if `rank` is
-  /// outside the group or the segment names another process at that rank.
-  static std::unique_ptr<ShmCollective> attach(const std::string& name, int rank,
+  /// Maps group segment `name` as `rank`, whose slot is `own_slot` (mapped by
+  /// the caller, who keeps it alive longer than this object), and maps every
+  /// other member's slot. Throws ResourceError if a segment or slot does not
+  /// exist, LayoutError if the header is not sound or a slot is smaller than
+  /// it says, Error if `rank` is outside the group or the segment names
+  /// another process or another slot at that rank.
+  static std::unique_ptr<ShmCollective> attach(const std::string& name, int rank, const ShmObject& own_slot,
                                                std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   ~ShmCollective() override;
@@ -96,8 +108,9 @@ class ShmCollective final : public Collective {
   [[nodiscard]] std::chrono::milliseconds timeout() const override;
   void set_timeout(std::chrono::milliseconds timeout);
 
-  /// This rank's slot: a buffer in shared memory that all_reduce reduces in
-  /// place, with nothing copied in or out. Valid while this object lives.
+  /// This rank's slot, up to the smallest slot of the group: a buffer in
+  /// shared memory that all_reduce reduces in place, with nothing copied in
+  /// or out. Data elsewhere, or larger, goes through the slots in rounds.
   [[nodiscard]] std::span<float> registered_buffer() const;
 
   using Collective::all_reduce;
