@@ -24,7 +24,7 @@ struct ThreadGroup {
   ThreadGroup(int ranks, std::size_t slot_elements) : name(unique_name("platoon-test-group")) {
     std::vector<GroupMember> members;
     for (int r = 0; r < ranks; ++r) {
-      slots.push_back(ShmObject::create(str_cat(name, ".slot", r), slot_elements * sizeof(float)));
+      slots.push_back(create_slot(str_cat(name, ".slot", r), slot_elements, ProcessId::self()));
       members.push_back({ProcessId::self(), slots.back().name(), slot_elements});
     }
     segment.emplace(GroupSegment::create(name, "test-job", 7, members, ProcessId::self()));
@@ -174,9 +174,9 @@ TEST_CASE("a rank outside the group, or at another process's rank, is refused") 
   CHECK_THROWS_AS(group.attach(0, std::chrono::milliseconds(0)), Error);
   // A slot smaller than the group says.
   const std::string small = unique_name("platoon-test-group");
-  ShmObject tiny = ShmObject::create(small + ".slot", 16);
+  ShmObject tiny = create_slot(small + ".slot", 4, ProcessId::self());
   GroupSegment lying = GroupSegment::create(small, "job", 1, {{ProcessId::self(), tiny.name(), 1000}}, ProcessId::self());
-  CHECK_THROWS_WITH_AS(ShmCollective::attach(small, 0, tiny), doctest::Contains("has 16 bytes"), LayoutError);
+  CHECK_THROWS_WITH_AS(ShmCollective::attach(small, 0, tiny), doctest::Contains("has 4 floats, the group says 1000"), LayoutError);
   GroupSegment::remove(small);
   ShmObject::remove(tiny.name());
 }

@@ -40,6 +40,7 @@ std::string Collective::describe() const {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'L', 'A', 'T', 'O', 'O', 'N', 'G'};
+constexpr char kSlotMagic[8] = {'P', 'L', 'A', 'T', 'O', 'O', 'N', 'S'};
 constexpr std::uint32_t kVersion = 1;
 constexpr std::uint32_t kStateReady = 2;
 constexpr std::size_t kPage = 4096;
@@ -79,6 +80,17 @@ struct Header {
 };
 static_assert(sizeof(Header) <= kPage);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// A slot's header: the common prefix, then its size. The floats start at kPage.
+struct SlotHeader {
+  char magic[8];
+  std::uint32_t version;
+  std::atomic<std::uint32_t> state;
+  std::int64_t controller_pid;
+  std::uint64_t controller_start_ticks;
+  std::uint64_t elements;
+};
+static_assert(sizeof(SlotHeader) <= kPage);
 
 // What a rank says about the call it is in; double-buffered by call parity,
 // so a rank may write call N+1's while a slower one still reads call N's.
@@ -223,6 +235,35 @@ std::string group_header_problem(const void* base, std::size_t size) {
       return str_cat("rank ", r, "'s slot size overflows (corrupted header)");
   }
   return {};
+}
+
+// ------------------------------------------------------------------ slots
+
+ShmObject create_slot(const std::string& name, std::size_t elements, const ProcessId& controller) {
+  std::uint64_t bytes = 0;
+  if (!checked_mul_add(elements, sizeof(float), kPage, bytes))
+    throw Error(str_cat("slot ", name, ": ", elements, " floats is too large"));
+  ShmObject object = ShmObject::create(name, bytes);
+  auto* h = new (object.data()) SlotHeader{};
+  std::memcpy(h->magic, kSlotMagic, sizeof kSlotMagic);
+  h->version = kVersion;
+  h->controller_pid = controller.pid;
+  h->controller_start_ticks = controller.start_ticks;
+  h->elements = elements;
+  h->state.store(kStateReady, std::memory_order_release);
+  return object;
+}
+
+std::span<float> slot_values(const ShmObject& slot) {
+  if (!slot.mapped() || slot.size() < kPage)
+    throw LayoutError(str_cat("slot ", slot.name(), " is ", slot.size(), " bytes, smaller than its header"));
+  const auto& h = *static_cast<const SlotHeader*>(slot.data());
+  if (std::memcmp(h.magic, kSlotMagic, sizeof kSlotMagic) != 0 || h.version != kVersion ||
+      h.state.load(std::memory_order_acquire) != kStateReady)
+    throw LayoutError(str_cat("slot ", slot.name(), " is not a platoon slot of this version"));
+  if (h.elements > (slot.size() - kPage) / sizeof(float))
+    throw LayoutError(str_cat("slot ", slot.name(), " says ", h.elements, " floats but has ", slot.size(), " bytes"));
+  return {reinterpret_cast<float*>(static_cast<char*>(slot.data()) + kPage), static_cast<std::size_t>(h.elements)};
 }
 
 // ------------------------------------------------------------ GroupSegment
@@ -597,13 +638,12 @@ std::unique_ptr<ShmCollective> ShmCollective::attach(const std::string& name, in
       impl->peer_slots.push_back(ShmObject::open(b.slot_name, /*writable=*/false));
       slot = &impl->peer_slots.back();
     }
-    if (slot->size() / sizeof(float) < b.slot_elements)
-      throw LayoutError(str_cat("group epoch ", h.epoch, ": rank ", k, "'s slot ", b.slot_name, " has ", slot->size(),
-                                " bytes, the group says ", b.slot_elements, " floats"));
+    const std::span<float> values = slot_values(*slot);
+    if (values.size() < b.slot_elements)
+      throw LayoutError(str_cat("group epoch ", h.epoch, ": rank ", k, "'s slot ", b.slot_name, " has ",
+                                values.size(), " floats, the group says ", b.slot_elements));
+    impl->slots.push_back(values.data());
   }
-  std::size_t peer = 0;
-  for (int k = 0; k < impl->size; ++k)
-    impl->slots.push_back(static_cast<float*>(k == rank ? own_slot.data() : impl->peer_slots[peer++].data()));
   impl->sources.resize(impl->size);
   impl->timeout = timeout;
   return std::unique_ptr<ShmCollective>(new ShmCollective(std::move(impl)));
@@ -616,7 +656,7 @@ void ShmCollective::set_timeout(std::chrono::milliseconds timeout) {
   impl_->timeout = timeout;
 }
 
-std::span<float> ShmCollective::registered_buffer() const {
+std::span<float> ShmCollective::registered_buffer() const {  // up to the group's smallest slot
   return {impl_->slots[impl_->rank], impl_->slot_elements};
 }
 

@@ -40,6 +40,17 @@ namespace platoon {
 /// The largest group the shared-memory backend forms.
 inline constexpr int kMaxShmGroupSize = 256;
 
+/// Creates a worker's slot `name`: `elements` floats in shared memory behind
+/// a one-page header that names the job's controller (every platoon segment
+/// starts with magic, version, state and the controller's pid and start
+/// time, so stale-segment tools can judge any of them). Throws ResourceError
+/// as ShmObject::create does.
+ShmObject create_slot(const std::string& name, std::size_t elements, const ProcessId& controller);
+
+/// The floats of a slot made by create_slot(). Throws LayoutError naming the
+/// object if it is not a sound slot.
+std::span<float> slot_values(const ShmObject& slot);
+
 /// One member of a group, as the controller writes it into the segment.
 struct GroupMember {
   ProcessId process;
