@@ -5,6 +5,7 @@ PLATOON_PACKAGES=(
   g++ cmake ninja-build pkg-config
   libzmq3-dev cppzmq-dev nlohmann-json3-dev libboost-dev doctest-dev
   libeigen3-dev zlib1g-dev dataset-fashion-mnist
+  libopenmpi-dev openmpi-bin libcli11-dev
 )
 
 platoon_missing_packages() {

@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <random>
@@ -14,7 +15,9 @@
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/shm/shared_segment.hpp"
+#include "platoon/shm/shm_object.hpp"
 #include "channel/zap_authenticator.hpp"
+#include "group_coordinator.hpp"
 
 namespace platoon {
 
@@ -102,9 +105,12 @@ struct Lieutenant::Impl {
   int creator_id = -1;
   int next_worker_id = 0;
   std::map<int, WorkerInfo> workers;
+  std::unique_ptr<detail::GroupCoordinator> group;
 
   Impl(Lieutenant& o, Options opts) : owner(o), options(std::move(opts)) {
     job_id = options.job_id.empty() ? generate_job_id() : options.job_id;
+    group = std::make_unique<detail::GroupCoordinator>(
+        detail::GroupCoordinator::Settings{job_id, self, options.group_size, options.group_form_timeout}, log);
     if (!options.resume_path.empty()) {
       // Fail now, before any worker joins, if the checkpoint is unusable.
       const Checkpoint checkpoint = load_checkpoint(options.resume_path);
@@ -144,6 +150,18 @@ struct Lieutenant::Impl {
   }
 
   std::string segment_name() const { return SharedSegment::name_for_job(job_id); }
+
+  // Removes this job's other shared-memory objects (group segments, the
+  // workers' slots, shared data): "<segment name>.<anything>". Workers remove
+  // their own; this catches those of workers that died.
+  void remove_companions() const {
+    const std::string prefix = segment_name() + ".";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec)) {
+      const std::string file = entry.path().filename().string();
+      if (file.starts_with(prefix) && ShmObject::remove(file)) log.info("removed shared-memory object ", file);
+    }
+  }
 
   nlohmann::json status() const {
     nlohmann::json ids = nlohmann::json::array();
@@ -211,10 +229,20 @@ struct Lieutenant::Impl {
   nlohmann::json framework_request(const std::string& name, const protocol::Request& r) {
     if (name == protocol::kStatus) return status();
     if (name == protocol::kRegister) return register_worker(r);
-    if (name != protocol::kHeartbeat && name != protocol::kParamsReady && name != protocol::kDone)
+    if (name != protocol::kHeartbeat && name != protocol::kParamsReady && name != protocol::kDone &&
+        name != protocol::kGroupJoin && name != protocol::kGroupRequest)
       throw ProtocolError(str_cat("unknown framework request '", name, "'"));
     WorkerInfo& w = registered(r);
     if (name == protocol::kHeartbeat) return {{"ending", ending}};
+    if (name == protocol::kGroupJoin) return group->join(w, r.req_info, ending, std::chrono::steady_clock::now());
+    if (name == protocol::kGroupRequest) {
+      if (auto regroup = group->check_request(w, r.req_info)) return *regroup;
+      if (!r.req_info.contains("req")) throw ProtocolError("platoon-group-request needs req_info {epoch, req, req_info}");
+      const nlohmann::json& inner = r.req_info.at("req");
+      if (inner.is_string() && inner.get<std::string>().starts_with(protocol::kFrameworkPrefix))
+        throw ProtocolError("platoon-group-request cannot carry a framework request");
+      return {{"reply", owner.handle_control(inner, w, r.req_info.value("req_info", nlohmann::json()))}};
+    }
     if (name == protocol::kParamsReady) {
       if (!w.creator) throw ProtocolError(str_cat("worker ", w.id, " was not asked to create the center"));
       params_ready = true;
@@ -225,6 +253,7 @@ struct Lieutenant::Impl {
     if (name == protocol::kDone) {
       const WorkerInfo left = w;
       workers.erase(left.id);
+      group->worker_gone(left.id, std::chrono::steady_clock::now());
       log.info("worker ", left.id, " is done");
       owner.on_worker_left(left);
       return {{"job_over", ending}};
@@ -269,8 +298,10 @@ struct Lieutenant::Impl {
       const WorkerInfo w = workers.at(id);
       workers.erase(id);
       if (w.creator && !params_ready) creator_id = -1;  // let the next worker create the center
+      group->worker_gone(id, now);
       owner.on_worker_lost(w, reason);
     }
+    group->poll(now);
   }
 
   void receive_one() {
@@ -351,6 +382,9 @@ bool Lieutenant::job_ending() const { return impl_->ending; }
 bool Lieutenant::params_ready() const { return impl_->params_ready; }
 const Logger& Lieutenant::log() const { return impl_->log; }
 
+std::int64_t Lieutenant::group_epoch() const { return impl_->group->epoch(); }
+std::vector<int> Lieutenant::group_members() const { return impl_->group->members(); }
+
 std::vector<WorkerInfo> Lieutenant::workers() const {
   std::vector<WorkerInfo> out;
   for (const auto& [id, w] : impl_->workers) out.push_back(w);
@@ -408,6 +442,8 @@ void Lieutenant::serve() {
   }
   impl_->save_checkpoint_now("end of job");
   impl_->center.reset();
+  impl_->group->end();
+  impl_->remove_companions();
   if (impl_->keep_segment)
     impl_->log.info("keeping shared-memory segment ", impl_->segment_name(), " as its creator asked");
   else if (SharedSegment::remove(impl_->segment_name()))

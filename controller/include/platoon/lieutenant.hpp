@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,13 @@ class Lieutenant {
     /// Remove, with a warning, the segments of jobs whose controller died
     /// (killed with SIGKILL, say) when this job starts.
     bool reclaim_dead_segments = true;
+    /// Synchronous groups (Soldier::init_group): epoch 0 forms when this
+    /// many workers have asked to join, or `group_form_timeout` after the
+    /// first asked, with those that did.
+    int group_size = 1;
+    /// How long a forming epoch waits for the members it expects; members
+    /// that have not asked by then are left out (they may join later).
+    std::chrono::milliseconds group_form_timeout{std::chrono::seconds(10)};
   };
 
   Lieutenant();
@@ -107,6 +115,10 @@ class Lieutenant {
   [[nodiscard]] bool params_ready() const;
   /// The workers registered now.
   [[nodiscard]] std::vector<WorkerInfo> workers() const;
+  /// The synchronous group's current epoch, or -1 before the first.
+  [[nodiscard]] std::int64_t group_epoch() const;
+  /// The worker ids of the current epoch, in rank order.
+  [[nodiscard]] std::vector<int> group_members() const;
 
   /// Handles one request frame exactly as serve() does and returns the reply
   /// frame. Never throws for bad input: it becomes an error reply. For tests
@@ -116,7 +128,8 @@ class Lieutenant {
  protected:
   /// Answers one user request. Any JSON may be returned. An exception becomes
   /// an error reply to that worker (Soldier::send_req throws it there); the
-  /// controller keeps serving the others.
+  /// controller keeps serving the others. In a synchronous group, only rank 0
+  /// asks (Soldier::send_req_collective) and every rank gets the reply.
   virtual nlohmann::json handle_control(const nlohmann::json& req, const WorkerInfo& worker,
                                         const nlohmann::json& req_info) = 0;
 

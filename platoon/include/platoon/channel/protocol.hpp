@@ -25,6 +25,14 @@ inline constexpr std::string_view kParamsReady = "platoon-params-ready"; ///< fi
 inline constexpr std::string_view kStatus = "platoon-status";            ///< anyone: job state (launcher, tools)
 inline constexpr std::string_view kDone = "platoon-done";                ///< worker leaves the job
 inline constexpr std::string_view kHeartbeat = "platoon-heartbeat";      ///< worker is alive
+/// Synchronous groups: a worker asks to be placed in the next epoch
+/// (req_info {after_epoch, slot, slot_elements, lost_rank?}); the reply is
+/// {"wait": true}, {"job_over": true} or its place {epoch, rank, size, segment}.
+inline constexpr std::string_view kGroupJoin = "platoon-group-join";
+/// Rank 0 asks handle_control() on behalf of its group (req_info {epoch,
+/// req, req_info}); the reply is {"reply": ...} or {"regroup": true} when
+/// workers wait to join or the epoch is being replaced.
+inline constexpr std::string_view kGroupRequest = "platoon-group-request";
 
 /// The prefix reserved for framework requests.
 inline constexpr std::string_view kFrameworkPrefix = "platoon-";
