@@ -38,22 +38,29 @@ nlohmann::json GroupCoordinator::join(const WorkerInfo& worker, const nlohmann::
                                       Clock::time_point now) {
   if (!info.is_object()) throw ProtocolError("platoon-group-join needs req_info {after_epoch, slot, slot_elements}");
   std::int64_t after = -1;
-  Asker asker{worker, {}, 0};
+  Asker asker;
+  asker.worker = worker;
   std::optional<int> lost_rank;
   try {
     after = info.at("after_epoch").get<std::int64_t>();
     asker.slot = info.at("slot").get<std::string>();
     asker.slot_elements = info.at("slot_elements").get<std::size_t>();
     if (info.contains("lost_rank") && !info.at("lost_rank").is_null()) lost_rank = info.at("lost_rank").get<int>();
+    asker.layout = Layout::from_json(info.at("layout"));
+    asker.state_sizes = info.at("state_sizes").get<std::vector<std::size_t>>();
   } catch (const nlohmann::json::exception& e) {
     throw ProtocolError(str_cat("platoon-group-join req_info is malformed: ", e.what()));
   }
+  if (asker.slot_elements < asker.layout.total_size())
+    throw ProtocolError(str_cat("worker ", worker.id, "'s slot holds ", asker.slot_elements,
+                                " floats, fewer than its layout's ", asker.layout.total_size()));
   if (worker.host != host_name())
     throw ProtocolError(str_cat("worker ", worker.id, " runs on host ", worker.host,
                                 ": a shared-memory group holds the workers of the controller's host only"));
   if (!asker.slot.starts_with(str_cat("platoon-", settings_.job_id, ".")))
     throw ProtocolError(str_cat("worker ", worker.id, "'s slot '", asker.slot, "' is not named after job ",
                                 settings_.job_id));
+  check_layout(worker, asker);
   if (after > epoch_)
     throw ProtocolError(str_cat("worker ", worker.id, " asks to follow epoch ", after, ", but the group is at epoch ",
                                 epoch_));
@@ -80,6 +87,26 @@ nlohmann::json GroupCoordinator::join(const WorkerInfo& worker, const nlohmann::
   return {{"wait", true}, {"epoch", epoch_}};
 }
 
+void GroupCoordinator::check_layout(const WorkerInfo& worker, const Asker& asker) {
+  if (!layout_) {
+    // The first worker to ask sets the group's layout for the whole job.
+    layout_ = asker.layout;
+    state_sizes_ = asker.state_sizes;
+    return;
+  }
+  const std::string group = str_cat("the group's layout (job ", settings_.job_id, ")");
+  layout_->require_same(asker.layout, group, str_cat("worker ", worker.id, "'s parameters"));
+  if (asker.state_sizes != state_sizes_) {
+    auto list = [](const std::vector<std::size_t>& v) {
+      std::string out;
+      for (const std::size_t n : v) out += str_cat(out.empty() ? "" : ", ", n);
+      return str_cat("[", out, "]");
+    };
+    throw LayoutError(str_cat("worker ", worker.id, "'s optimizer state has buffers of ", list(asker.state_sizes),
+                              " floats, the group's has ", list(state_sizes_)));
+  }
+}
+
 bool GroupCoordinator::ready(Clock::time_point now) const {
   if (asking_.empty()) return false;
   if (epoch_ < 0) return static_cast<int>(asking_.size()) >= settings_.initial_size || now >= deadline_;
@@ -97,8 +124,13 @@ bool GroupCoordinator::ready(Clock::time_point now) const {
 }
 
 void GroupCoordinator::form() {
+  // Members that go on keep their order, so rank 0 is always a worker that
+  // holds the job's current state; newcomers follow, by worker id.
   std::vector<int> next;
-  for (const auto& [id, asker] : asking_) next.push_back(id);  // by worker id: the oldest is rank 0
+  for (const int id : members_)
+    if (asking_.contains(id) && !out_.contains(id)) next.push_back(id);
+  for (const auto& [id, asker] : asking_)
+    if (std::find(next.begin(), next.end(), id) == next.end()) next.push_back(id);
   std::vector<GroupMember> members;
   for (const int id : next) {
     const Asker& a = asking_.at(id);
@@ -144,7 +176,12 @@ std::optional<nlohmann::json> GroupCoordinator::check_request(const WorkerInfo& 
 
 void GroupCoordinator::worker_gone(int worker_id, Clock::time_point now) {
   asking_.erase(worker_id);
-  if (member(worker_id)) out_.insert(worker_id);
+  if (member(worker_id)) {
+    out_.insert(worker_id);
+    // Whoever still waits for it in a collective learns at once.
+    const auto rank = std::find(members_.begin(), members_.end(), worker_id) - members_.begin();
+    if (segment_) segment_->lose(static_cast<int>(rank));
+  }
   if (ready(now)) form();
 }
 

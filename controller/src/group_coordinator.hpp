@@ -9,6 +9,9 @@
 // reported lost, left the job, or did not ask within `form_timeout`.
 // Workers that ask while an epoch runs wait for its end: rank 0's next group
 // request is answered "regroup" instead of going to handle_control().
+// Ranks: the members that go on keep their order (rank 0 always holds the
+// job's current state, which every epoch starts by copying), newcomers
+// follow by worker id.
 #pragma once
 
 #include <chrono>
@@ -23,6 +26,7 @@
 
 #include "platoon/collective/shm_collective.hpp"
 #include "platoon/common/log.hpp"
+#include "platoon/common/params.hpp"
 #include "platoon/lieutenant.hpp"
 
 namespace platoon::detail {
@@ -44,7 +48,8 @@ class GroupCoordinator {
   GroupCoordinator& operator=(const GroupCoordinator&) = delete;
 
   /// Answers platoon-group-join from `worker`. Throws ProtocolError for a
-  /// malformed request.
+  /// malformed request, LayoutError when the worker's parameters (or its
+  /// optimizer state) differ from those of the first worker that asked.
   nlohmann::json join(const WorkerInfo& worker, const nlohmann::json& info, bool job_ending, Clock::time_point now);
 
   /// Checks platoon-group-request from `worker`: returns {"regroup": true}
@@ -72,7 +77,12 @@ class GroupCoordinator {
     WorkerInfo worker;
     std::string slot;
     std::size_t slot_elements = 0;
+    Layout layout;
+    std::vector<std::size_t> state_sizes;
   };
+
+  // Throws LayoutError when `asker`'s parameters or state differ from the group's.
+  void check_layout(const WorkerInfo& worker, const Asker& asker);
 
   bool member(int worker_id) const;
   bool ready(Clock::time_point now) const;
@@ -85,6 +95,8 @@ class GroupCoordinator {
   std::int64_t epoch_ = -1;
   std::vector<int> members_;
   std::optional<GroupSegment> segment_;
+  std::optional<Layout> layout_;  // of the first worker that asked; every later one must match
+  std::vector<std::size_t> state_sizes_;
   std::map<int, Asker> asking_;  // by worker id
   std::set<int> out_;            // members of the current epoch that will not be in the next
   bool forming_ = false;         // a member asked for the next epoch

@@ -167,7 +167,8 @@ struct Lieutenant::Impl {
     nlohmann::json ids = nlohmann::json::array();
     for (const auto& [id, w] : workers) ids.push_back(id);
     return {{"job_id", job_id},       {"segment", segment_name()}, {"params_ready", params_ready},
-            {"ending", ending},       {"workers", ids},            {"controller_pid", self.pid}};
+            {"ending", ending},       {"workers", ids},            {"controller_pid", self.pid},
+            {"group", {{"epoch", group->epoch()}, {"members", group->members()}}}};
   }
 
   WorkerInfo& registered(const protocol::Request& r) {
@@ -274,6 +275,8 @@ struct Lieutenant::Impl {
       return owner.handle_control(r.req, w, r.req_info);
     } catch (const NotRegistered& e) {
       return protocol::error_reply("not-registered", e.what());
+    } catch (const LayoutError& e) {
+      return protocol::error_reply("layout-mismatch", e.what());
     } catch (const ProtocolError& e) {
       return protocol::error_reply("bad-request", e.what());
     } catch (const std::exception& e) {

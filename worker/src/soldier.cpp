@@ -12,6 +12,7 @@
 #include "platoon/process/process.hpp"
 #include "platoon/channel/protocol.hpp"
 #include "task_pool.hpp"
+#include "worker_group.hpp"
 
 namespace platoon {
 
@@ -43,6 +44,7 @@ struct Soldier::Impl {
   std::optional<SharedSegment> segment;
   std::vector<std::vector<Piece>> pieces_by_chunk;
   detail::TaskPool pool;
+  std::unique_ptr<detail::WorkerGroup> group;  // after init_group()
 
   // The heartbeat thread and what it found.
   std::thread heartbeat;
@@ -140,6 +142,11 @@ struct Soldier::Impl {
     float* central = segment->values().data();
     for (const Piece& piece : pieces_by_chunk[chunk])
       f(std::span<float>(piece.local, piece.size), std::span<float>(central + piece.offset, piece.size), piece.offset);
+  }
+
+  detail::WorkerGroup& require_group(const char* what) const {
+    if (!group || !group->joined()) throw Error(str_cat(what, " called before init_group(), or after the job ended"));
+    return *group;
   }
 
   void require_shared(const char* what) const {
@@ -287,6 +294,60 @@ void Soldier::copy_center_to_local() {
   }
 }
 
+bool Soldier::init_group(GroupState& state) {
+  if (impl_->closed) throw Error("init_group called after close()");
+  if (impl_->group) throw Error("init_group called twice");
+  impl_->check_controller();
+  detail::WorkerGroup::Settings settings{str_cat(impl_->segment_name, ".slot-w", impl_->worker_id), impl_->controller,
+                                         impl_->options.collective_timeout, impl_->options.group_timeout};
+  auto ask = [this](std::string_view name, const nlohmann::json& info) {
+    impl_->check_controller();
+    try {
+      return impl_->framework(name, info);
+    } catch (const ErrorReply& e) {
+      if (e.kind() == "layout-mismatch") throw LayoutError(e.what());
+      if (e.kind() != "not-registered") throw;
+      impl_->on_controller_lost(str_cat("the controller dropped this worker: ", e.what()));
+      throw PeerLostError(impl_->controller_lost_reason);
+    }
+  };
+  impl_->group = std::make_unique<detail::WorkerGroup>(std::move(settings), state, std::move(ask), impl_->log);
+  return impl_->group->join();
+}
+
+bool Soldier::regroup() {
+  if (!impl_->group) throw Error("regroup called before init_group()");
+  impl_->check_controller();
+  return impl_->group->join();
+}
+
+Collective& Soldier::group() { return impl_->require_group("group").collective(); }
+
+std::span<float> Soldier::gradients() {
+  if (!impl_->group) throw Error("gradients called before init_group()");
+  return impl_->group->gradients();
+}
+
+std::vector<ParamView> Soldier::gradient_views() {
+  if (!impl_->group) throw Error("gradient_views called before init_group()");
+  return impl_->group->gradient_views();
+}
+
+void Soldier::all_reduce(std::span<float> data, ReduceOp op) {
+  impl_->check_controller();
+  impl_->require_group("all_reduce").all_reduce(data, op);
+}
+
+nlohmann::json Soldier::send_req_collective(const nlohmann::json& req, const nlohmann::json& req_info) {
+  impl_->check_controller();
+  return impl_->require_group("send_req_collective").request(req, req_info);
+}
+
+GroupPosition Soldier::group_position() const {
+  if (!impl_->group) return {0, -1, 0};
+  return impl_->group->position();
+}
+
 SyncRule& Soldier::rule() {
   impl_->require_shared("rule");
   return *impl_->rule;
@@ -304,6 +365,7 @@ void Soldier::close() noexcept {
   impl_->stop_heartbeat();
   if (impl_->controller_lost.load()) {
     impl_->segment.reset();
+    impl_->group.reset();
     return;
   }
   try {
@@ -313,6 +375,7 @@ void Soldier::close() noexcept {
     impl_->log.warn("could not tell the controller that this worker is done: ", e.what());
   }
   impl_->segment.reset();  // unmap only: the job's end removes the segment
+  impl_->group.reset();    // removes this worker's slot
 }
 
 }  // namespace platoon

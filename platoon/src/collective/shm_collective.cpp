@@ -331,6 +331,15 @@ void GroupSegment::retire() noexcept {
   futex(&h.wake, FUTEX_WAKE, INT_MAX, nullptr);
 }
 
+void GroupSegment::lose(int rank) noexcept {
+  Header& h = impl_->header();
+  if (rank < 0 || static_cast<std::uint64_t>(rank) >= h.size) return retire();
+  std::uint32_t expected = 0;
+  h.broken.compare_exchange_strong(expected, static_cast<std::uint32_t>(rank + 1));
+  h.wake.fetch_add(1);
+  futex(&h.wake, FUTEX_WAKE, INT_MAX, nullptr);
+}
+
 int GroupSegment::lost_rank() const {
   const std::uint32_t b = impl_->header().broken.load();
   return b == 0 || b == kRetired ? -1 : static_cast<int>(b - 1);
@@ -362,8 +371,8 @@ struct ShmCollective::Impl {
   [[nodiscard]] std::string broken_text(std::uint32_t b) const {
     if (b == kRetired) return str_cat("group epoch ", epoch, " is over: the controller formed a new epoch");
     const int lost = static_cast<int>(b - 1);
-    return str_cat("group epoch ", epoch, " is broken: rank ", lost, " (pid ", header->broken_pid.load(),
-                   ") was lost");
+    const std::int64_t pid = lost >= 0 && lost < size ? blocks[lost].pid : header->broken_pid.load();
+    return str_cat("group epoch ", epoch, " is broken: rank ", lost, " (pid ", pid, ") was lost");
   }
 
   void check_usable(Kind kind) const {
@@ -688,5 +697,10 @@ std::vector<double> ShmCollective::all_gather(std::span<const double> values, st
 }
 
 bool ShmCollective::broken() const { return !impl_->local_break.empty() || impl_->header->broken.load() != 0; }
+
+int ShmCollective::lost_rank() const {
+  const std::uint32_t b = impl_->header->broken.load();
+  return b == 0 || b == kRetired ? -1 : static_cast<int>(b - 1);
+}
 
 }  // namespace platoon

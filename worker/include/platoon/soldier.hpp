@@ -24,6 +24,7 @@
 #include "platoon/common/log.hpp"
 #include "platoon/common/params.hpp"
 #include "platoon/channel/security.hpp"
+#include "platoon/collective/collective.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/sync/sync_rules.hpp"
 
@@ -59,6 +60,28 @@ class Soldier {
       exit_process,  ///< log the error and end the process with kExitControllerLost
       throw_error,   ///< make the next Soldier call throw PeerLostError
     } on_controller_lost = OnControllerLost::exit_process;
+    /// Bound on every collective call of a synchronous group (all_reduce,
+    /// send_req_collective's broadcast, ...): a peer that dies or stalls for
+    /// longer makes the call throw PeerLostError.
+    std::chrono::milliseconds collective_timeout{std::chrono::seconds(5)};
+    /// Bound on waiting to be placed in a group (init_group(), regroup()).
+    std::chrono::milliseconds group_timeout{std::chrono::seconds(120)};
+  };
+
+  /// What a worker of a synchronous group holds, and what a worker that
+  /// joins receives from rank 0: the parameters, the optimizer's state, and
+  /// the training progress. The buffers are the user's; they must outlive
+  /// the Soldier.
+  struct GroupState {
+    /// The model's parameters. Their layout must be the same on every worker
+    /// (checked by the controller, LayoutError naming the difference).
+    std::vector<ParamView> params;
+    /// The optimizer's state (momentum, Adam's moments, ...), in a fixed
+    /// order with the same sizes on every worker.
+    std::vector<std::span<float>> state;
+    /// Where training stands, e.g. {"step": 120}: rank 0's replaces the
+    /// others' whenever a group forms. Keep it current.
+    nlohmann::json progress;
   };
 
   /// The exit code of a worker that ended because its controller was lost.
@@ -100,6 +123,66 @@ class Soldier {
   /// Copies the central values into the local parameters, under the lock.
   void copy_center_to_local();
 
+  // ---- Synchronous data parallelism: a group of the workers of one host ----
+  //
+  //   platoon::Soldier::GroupState state{model.param_views(), optimizer.state(), {{"step", 0}}};
+  //   soldier.init_group(state);                  // rank 0's values reach everyone
+  //   while (soldier.send_req_collective("next") == "train") {   // the same answer on every rank
+  //     model.gradients(my_part_of_the_batch, soldier.gradient_views());
+  //     try {
+  //       soldier.all_reduce(soldier.gradients());                 // mean over the ranks, in place
+  //     } catch (const platoon::PeerLostError&) {
+  //       if (!soldier.regroup()) break;                           // the job goes on without it
+  //       continue;
+  //     }
+  //     optimizer.step(params, soldier.gradients());               // the same on every rank
+  //     state.progress["step"] = ++step;
+  //   }
+
+  /// Joins the job's synchronous group: waits (bounded by
+  /// Options::group_timeout) until the controller places this worker in an
+  /// epoch, then takes rank 0's parameters, state and progress into `state`
+  /// (in epoch 0, every worker starts from rank 0's initialization; a worker
+  /// that joins later starts where the job is). Keeps a reference to
+  /// `state`. Returns false, with nothing changed, when the job is already
+  /// ending. Throws LayoutError when this worker's layout differs from the
+  /// group's, TimeoutError when no epoch forms in time.
+  bool init_group(GroupState& state);
+
+  /// After a collective threw PeerLostError: joins the next epoch (the
+  /// controller forms it without the lost worker, and with any worker that
+  /// waits to join) and takes rank 0's state again, so every rank is
+  /// identical even if the failed step ended differently on some. Returns
+  /// false when the job is ending: leave the loop and close().
+  bool regroup();
+
+  /// The group of the current epoch. Throws Error before init_group().
+  [[nodiscard]] Collective& group();
+
+  /// A flat buffer in shared memory, as long as the parameters' layout, that
+  /// all_reduce() reduces in place: nothing is copied in or out. Other
+  /// collective calls (send_req_collective, regroup) use it as scratch
+  /// memory: fill it after the step's control request.
+  [[nodiscard]] std::span<float> gradients();
+  /// gradients() cut into views named and shaped like the parameters.
+  [[nodiscard]] std::vector<ParamView> gradient_views();
+
+  /// Combines `data` over the group in place (default: the mean), with the
+  /// same bits on every rank. Same size on every rank. Throws PeerLostError
+  /// when a peer dies or stalls (Options::collective_timeout).
+  void all_reduce(std::span<float> data, ReduceOp op = ReduceOp::mean);
+
+  /// A control request for the whole group: rank 0 sends it to the
+  /// controller's handle_control() and every rank returns the same reply
+  /// (an error reply throws the same ErrorReply on every rank). When the
+  /// group must change (a worker waits to join), every rank regroups first,
+  /// then asks again. Returns a null JSON when the job ended while
+  /// regrouping.
+  nlohmann::json send_req_collective(const nlohmann::json& req, const nlohmann::json& req_info = nullptr);
+
+  /// Where this worker stands in its group; rank -1 before init_group().
+  [[nodiscard]] GroupPosition group_position() const;
+
   /// The rule given to init_shared_params (e.g. to change EASGD's alpha).
   [[nodiscard]] SyncRule& rule();
 
@@ -111,8 +194,8 @@ class Soldier {
   /// Whether the controller was found gone (see Options::on_controller_lost).
   [[nodiscard]] bool controller_lost() const;
 
-  /// Tells the controller this worker is done and unmaps the center (never
-  /// removes it). Idempotent. Errors are logged, not thrown: the controller
+  /// Tells the controller this worker is done, unmaps the center (never
+  /// removes it) and removes this worker's group slot. Idempotent. Errors are logged, not thrown: the controller
   /// may already be gone.
   void close() noexcept;
 

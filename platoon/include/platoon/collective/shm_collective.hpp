@@ -81,6 +81,11 @@ class GroupSegment {
   /// PeerLostError("epoch ... is over") at once instead of at its timeout.
   void retire() noexcept;
 
+  /// Breaks the epoch because the member at `rank` is gone (the controller
+  /// saw its process end): every member's collective throws PeerLostError
+  /// naming that rank and its pid at once. Out of range: as retire().
+  void lose(int rank) noexcept;
+
   /// Whether a member marked the epoch broken, and which rank was lost
   /// (-1 when none, or when only retire() ended it).
   [[nodiscard]] int lost_rank() const;
@@ -138,6 +143,9 @@ class ShmCollective final : public Collective {
   /// Whether the group is broken (a peer lost, the epoch retired, or a call
   /// whose sizes disagreed): every later call throws.
   [[nodiscard]] bool broken() const;
+  /// The rank whose loss broke the group, or -1 (not broken, or the epoch
+  /// was retired, or only a size disagreement).
+  [[nodiscard]] int lost_rank() const;
 
  private:
   struct Impl;
