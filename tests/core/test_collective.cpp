@@ -11,35 +11,14 @@
 #include "platoon/common/error.hpp"
 #include "platoon/shm/shm_object.hpp"
 #include "test_support.hpp"
+#include "thread_group.hpp"
 
 using namespace platoon;
 using platoon::testing::run_ranks;
+using platoon::testing::ThreadGroup;
 using platoon::testing::unique_name;
 
 namespace {
-
-// A group segment of `ranks` members, all this process (one thread each),
-// each with its own slot.
-struct ThreadGroup {
-  ThreadGroup(int ranks, std::size_t slot_elements) : name(unique_name("platoon-test-group")) {
-    std::vector<GroupMember> members;
-    for (int r = 0; r < ranks; ++r) {
-      slots.push_back(create_slot(str_cat(name, ".slot", r), slot_elements, ProcessId::self()));
-      members.push_back({ProcessId::self(), slots.back().name(), slot_elements});
-    }
-    segment.emplace(GroupSegment::create(name, "test-job", 7, members, ProcessId::self()));
-  }
-  ~ThreadGroup() {
-    GroupSegment::remove(name);
-    for (const ShmObject& slot : slots) ShmObject::remove(slot.name());
-  }
-  std::unique_ptr<ShmCollective> attach(int rank, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-    return ShmCollective::attach(name, rank, slots[rank], timeout);
-  }
-  std::string name;
-  std::vector<ShmObject> slots;
-  std::optional<GroupSegment> segment;
-};
 
 float value_of(int rank, std::size_t i) {
   // Values of mixed magnitude and sign, so that the summation order shows.
