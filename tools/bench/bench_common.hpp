@@ -92,6 +92,9 @@ inline double ms_between(std::chrono::steady_clock::time_point a, std::chrono::s
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+/// allreduce_* and allreduce_busbw_* (the bandwidth is measured with the
+/// figure of its size, which must be in `figures` too).
+std::vector<Record> bench_allreduce(const Settings& settings, const std::vector<std::string>& figures);
 /// The easgd_sync_* figures (sync of 1, 2, 4 workers against the fused loop over private memory).
 std::vector<Record> bench_sync(const Settings& settings, const std::vector<std::string>& figures);
 /// rate_limited_share.

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -36,6 +37,17 @@ constexpr const char* kUsage = R"(usage: platoon-bench [options]
 
 Measures platoon against references measured in the same run and prints a
 table. Figures (ratio = value / reference unless said otherwise):
+
+  allreduce_{25M,1M,4K}_2w    ms per all-reduce (sum, in place) of 25M, 1M, 4096
+                              floats by 2 worker processes through the shared-
+                              memory collective, from a registered buffer,
+                              median; reference: MPI_Allreduce in place, run by
+                              mpirun -np 2 on platoon-mpi-allreduce in the same
+                              run (skipped, with the reason, without Open MPI).
+                              The time with a copy in and out is in the notes.
+  allreduce_busbw_{25M,1M}_2w bus bandwidth (bytes * 2(n-1)/n / time, GB/s) of
+                              that all-reduce; reference: a memcpy of the same
+                              bytes.
 
   easgd_sync_{1M,10M,50M}_1w  ms per Soldier::sync_params() (EASGD) of 1 worker,
                               median; reference: the same arithmetic as one fused
@@ -63,8 +75,9 @@ table. Figures (ratio = value / reference unless said otherwise):
                               reference: mlp_worker --standalone. Skipped, with
                               the reason, when the example programs are missing.
 
-With --quick (a few seconds) the sync figures are easgd_sync_1M_{1,2,4}w and
-the end-to-end figures are skipped.
+With --quick (a few seconds) the sync figures are easgd_sync_1M_{1,2,4}w, the
+all-reduce figures are allreduce_1M_2w, allreduce_busbw_1M_2w and
+allreduce_4K_2w, and the end-to-end figures are skipped.
 
 Options:
   --quick                 small sizes, few repetitions
@@ -162,11 +175,13 @@ Cli parse_cli(int argc, char** argv) {
 std::vector<std::string> figures_of(bool quick) {
   // clang-format off
   if (quick)
-    return {"easgd_sync_1M_1w", "easgd_sync_1M_2w", "easgd_sync_1M_4w",
+    return {"allreduce_1M_2w", "allreduce_busbw_1M_2w", "allreduce_4K_2w",
+            "easgd_sync_1M_1w", "easgd_sync_1M_2w", "easgd_sync_1M_4w",
             "control_p50", "control_p99", "control_rps_1w", "control_rps_8w",
             "rate_limited_share",
             "mlp_1w", "mlp_2w"};
-  return {"easgd_sync_1M_1w", "easgd_sync_10M_1w", "easgd_sync_50M_1w", "easgd_sync_50M_1w_2t",
+  return {"allreduce_25M_2w", "allreduce_busbw_25M_2w", "allreduce_1M_2w", "allreduce_4K_2w",
+          "easgd_sync_1M_1w", "easgd_sync_10M_1w", "easgd_sync_50M_1w", "easgd_sync_50M_1w_2t",
           "easgd_sync_10M_2w", "easgd_sync_10M_4w",
           "control_p50", "control_p99", "control_rps_1w", "control_rps_8w",
           "rate_limited_share",
@@ -175,7 +190,11 @@ std::vector<std::string> figures_of(bool quick) {
 }
 
 // Figures that may be recorded as skipped: they need programs from elsewhere.
-bool may_be_skipped(const std::string& figure) { return figure.starts_with("mlp_"); }
+// (the MPI references need Open MPI).
+bool may_be_skipped(const std::string& figure) {
+  return figure.starts_with("mlp_") ||
+         (figure.starts_with("allreduce_") && !figure.starts_with("allreduce_busbw_"));
+}
 
 std::string load_average() {
   std::ifstream in("/proc/loadavg");
@@ -341,6 +360,13 @@ int run(const Cli& cli) {
     return out;
   };
 
+  for (const auto& f : starting("allreduce_")) {
+    if (f.starts_with("allreduce_busbw_")) continue;  // measured with the figure of its size
+    std::vector<std::string> names{f};
+    const std::string bw = "allreduce_busbw_" + f.substr(10);
+    if (std::find(figures.begin(), figures.end(), bw) != figures.end()) names.push_back(bw);
+    group(names, [&] { return bench_allreduce(s, names); });
+  }
   for (const auto& f : starting("easgd_sync_")) group({f}, [&] { return bench_sync(s, {f}); });
   const auto control = starting("control_");
   group(control, [&] { return bench_control(s, control); });

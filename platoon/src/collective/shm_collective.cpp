@@ -214,7 +214,6 @@ std::string group_header_problem(const void* base, std::size_t size) {
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return "not a platoon group segment (bad magic)";
   if (h.version != kVersion)
     return str_cat("group segment format version ", h.version, ", this platoon reads ", kVersion);
-  if (header_checksum(h) != h.checksum) return "group header checksum mismatch (corrupted header)";
   if (h.total_bytes != size) return str_cat("group header says ", h.total_bytes, " bytes, the segment has ", size);
   if (h.size == 0 || h.size > static_cast<std::uint64_t>(kMaxShmGroupSize))
     return str_cat("group size ", h.size, " is outside 1..", kMaxShmGroupSize);
@@ -234,6 +233,8 @@ std::string group_header_problem(const void* base, std::size_t size) {
     if (!checked_mul_add(b.slot_elements, sizeof(float), 0, slot_bytes))
       return str_cat("rank ", r, "'s slot size overflows (corrupted header)");
   }
+  // Last, so that the structure is checked (and fuzzed) whatever the checksum.
+  if (header_checksum(h) != h.checksum) return "group header checksum mismatch (corrupted header)";
   return {};
 }
 
@@ -254,15 +255,21 @@ ShmObject create_slot(const std::string& name, std::size_t elements, const Proce
   return object;
 }
 
+std::string slot_header_problem(const void* base, std::size_t size) {
+  if (base == nullptr || size < kPage) return str_cat(size, " bytes, smaller than a slot's header (", kPage, ")");
+  const auto& h = *static_cast<const SlotHeader*>(base);
+  if (std::memcmp(h.magic, kSlotMagic, sizeof kSlotMagic) != 0) return "not a platoon slot (bad magic)";
+  if (h.version != kVersion) return str_cat("slot format version ", h.version, ", this build reads ", kVersion);
+  if (h.state.load(std::memory_order_acquire) != kStateReady) return "its creator did not finish it";
+  if (h.elements > (size - kPage) / sizeof(float))
+    return str_cat("it says ", h.elements, " floats but has ", size, " bytes");
+  return {};
+}
+
 std::span<float> slot_values(const ShmObject& slot) {
-  if (!slot.mapped() || slot.size() < kPage)
-    throw LayoutError(str_cat("slot ", slot.name(), " is ", slot.size(), " bytes, smaller than its header"));
+  if (const std::string problem = slot_header_problem(slot.data(), slot.mapped() ? slot.size() : 0); !problem.empty())
+    throw LayoutError(str_cat("slot ", slot.name(), ": ", problem));
   const auto& h = *static_cast<const SlotHeader*>(slot.data());
-  if (std::memcmp(h.magic, kSlotMagic, sizeof kSlotMagic) != 0 || h.version != kVersion ||
-      h.state.load(std::memory_order_acquire) != kStateReady)
-    throw LayoutError(str_cat("slot ", slot.name(), " is not a platoon slot of this version"));
-  if (h.elements > (slot.size() - kPage) / sizeof(float))
-    throw LayoutError(str_cat("slot ", slot.name(), " says ", h.elements, " floats but has ", slot.size(), " bytes"));
   return {reinterpret_cast<float*>(static_cast<char*>(slot.data()) + kPage), static_cast<std::size_t>(h.elements)};
 }
 

@@ -51,6 +51,11 @@ ShmObject create_slot(const std::string& name, std::size_t elements, const Proce
 /// object if it is not a sound slot.
 std::span<float> slot_values(const ShmObject& slot);
 
+/// Checks a slot's header from raw bytes (magic, version, state, a size
+/// inside `size`). Returns the problem, or an empty string. Used by
+/// slot_values() and by the fuzz target.
+std::string slot_header_problem(const void* base, std::size_t size);
+
 /// One member of a group, as the controller writes it into the segment.
 struct GroupMember {
   ProcessId process;
