@@ -1,5 +1,6 @@
-// libFuzzer target: arbitrary bytes as a collective group segment and as a
-// worker's slot, read the way ShmCollective::attach() reads what it maps.
+// libFuzzer target: arbitrary bytes as a collective group segment, a
+// worker's slot and a shared data set, read the way ShmCollective::attach()
+// and SharedDataset::open_or_create() read what they map.
 // Every input must give a verdict (a problem or none), never a crash or a
 // read outside the bytes. Seeds: real segments written by seed_group.
 #include <cstddef>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "platoon/collective/shm_collective.hpp"
+#include "platoon/shm/shared_dataset.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // Mapped segments are page-aligned; so is this copy (and ASan bounds it exactly).
@@ -19,6 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size > 0) std::memcpy(buffer.get(), data, size);
   const std::string group = platoon::group_header_problem(size == 0 ? nullptr : buffer.get(), size);
   const std::string slot = platoon::slot_header_problem(size == 0 ? nullptr : buffer.get(), size);
+  const std::string dataset = platoon::dataset_header_problem(size == 0 ? nullptr : buffer.get(), size);
   // A sound group segment is at least a header page plus one rank's block.
   if (group.empty() && size < 4096) std::abort();
   return 0;

@@ -1,6 +1,6 @@
 // Writes seeds for fuzz_group into a folder: the bytes of a real group
-// segment (2 members) and of a real slot, made by the library itself so that
-// the seeds follow the format.
+// segment (2 members), of a real slot and of a real shared data set, made by
+// the library itself so that the seeds follow the format.
 #include <unistd.h>
 
 #include <fstream>
@@ -9,6 +9,7 @@
 
 #include "platoon/collective/shm_collective.hpp"
 #include "platoon/common/log.hpp"
+#include "platoon/shm/shared_dataset.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -27,6 +28,16 @@ int main(int argc, char** argv) {
       .write(static_cast<const char*>(mapped.data()), static_cast<std::streamsize>(mapped.size()));
   std::ofstream(dir + "/slot-16", std::ios::binary)
       .write(static_cast<const char*>(a.data()), static_cast<std::streamsize>(a.size()));
+  {
+    const platoon::SharedDataset data = platoon::SharedDataset::open_or_create(
+        prefix, "seed", {{"files", {{{"path", "/data/x.idx"}, {"bytes", 64}, {"mtime_ns", 1}}}}},
+        {{"x", "float32", {4, 4}}, {"y", "uint8", {4}}}, [](platoon::SharedDataset::Writer&) {}, self,
+        std::chrono::seconds(5));
+    const platoon::ShmObject raw = platoon::ShmObject::open(data.name(), false);
+    std::ofstream(dir + "/dataset-2-arrays", std::ios::binary)
+        .write(static_cast<const char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
+    platoon::ShmObject::remove(data.name());
+  }
   platoon::GroupSegment::remove(group.name());
   platoon::ShmObject::remove(a.name());
   platoon::ShmObject::remove(b.name());
