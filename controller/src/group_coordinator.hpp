@@ -67,6 +67,8 @@ class GroupCoordinator {
   /// Retires and removes the current epoch's segment (job end).
   void end() noexcept;
 
+  /// Whether a worker has asked to join, or an epoch has formed.
+  [[nodiscard]] bool started() const { return epoch_ >= 0 || !asking_.empty(); }
   /// The current epoch, or -1 before the first.
   [[nodiscard]] std::int64_t epoch() const { return epoch_; }
   /// The worker ids of the current epoch, in rank order.

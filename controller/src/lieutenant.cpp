@@ -168,7 +168,9 @@ struct Lieutenant::Impl {
     for (const auto& [id, w] : workers) ids.push_back(id);
     return {{"job_id", job_id},       {"segment", segment_name()}, {"params_ready", params_ready},
             {"ending", ending},       {"workers", ids},            {"controller_pid", self.pid},
-            {"group", {{"epoch", group->epoch()}, {"members", group->members()}}}};
+            {"group", {{"epoch", group->epoch()}, {"members", group->members()}}},
+            // Workers may start once the center exists, or once a synchronous group has begun.
+            {"workers_may_join", params_ready || group->started()}};
   }
 
   WorkerInfo& registered(const protocol::Request& r) {

@@ -1,12 +1,177 @@
-// A worker of the MLP example (784-256-128-10). See examples/runner/example_worker.hpp.
-//   mlp_worker [--port 5567 | --standalone] [--data DIR] [--batch 64] [--lr 0.001]
-//              [--sync-every 10] [--alpha 0.5] [--train-limit N]
+// A worker of the MLP example (784-256-128-10) on Fashion-MNIST.
+//
+//   mlp_worker --mode sync  [--port 5567] [--batch 128] [--lr 0.001] [--optimizer adam]
+//              [--weight-decay 0] [--lr-decay 0.8] [--seed 1] [--data DIR] [--train-limit N]
+//   mlp_worker [--mode easgd] [--port 5567 | --standalone] ...   (see examples/runner/example_worker.hpp)
+//
+// --mode sync is synchronous data parallelism, and this file is its
+// template: copy it to train your own model. Every worker computes the
+// gradient of its slice of one global minibatch (the same size whatever the
+// number of workers), one all-reduce averages them, and every worker applies
+// the same update, so all replicas stay identical. The controller
+// (mlp_controller --group-size N) decides, through rank 0, when the group
+// trains, validates and stops.
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <iostream>
+
 #include "common/mlp.hpp"
+#include "common/sync_data.hpp"
 #include "defaults.hpp"
+#include "flags.hpp"
+#include "platoon/common/error.hpp"
+#include "platoon/channel/control_client.hpp"
+#include "platoon/soldier.hpp"
+#include "platoon/sync/update_rules.hpp"
+
+namespace {
+
+using nlohmann::json;
+using namespace platoon;
+using namespace platoon::examples;
+
+int sync_main(const Flags& flags) {
+  const WorkerDefaults defaults = mlp::worker_defaults();
+  const auto global_batch = static_cast<std::size_t>(flags.get_int("--batch", 128));
+  const auto lr = static_cast<float>(flags.get_double("--lr", defaults.learning_rate));
+  const double lr_decay = flags.get_double("--lr-decay", defaults.lr_decay);
+  const auto seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1));
+
+  // Soldier: joins the job (the data below is shared per job and host).
+  Soldier::Options options;
+  options.endpoint = flags.has("--endpoint") ? flags.get("--endpoint", "")
+                                             : loopback_endpoint(static_cast<int>(flags.get_int("--port", 5567)));
+  Soldier soldier(options);
+
+  // Data: the host's one copy of Fashion-MNIST in shared memory, and the
+  // global minibatches every rank cuts the same way.
+  const SharedFashionMnist data = map_shared_fashion_mnist(soldier, flags.get("--data", default_fashion_mnist_dir()));
+  const TrainValidSplit split =
+      split_train_valid(data.train.count, 5000, static_cast<std::size_t>(flags.get_int("--train-limit", 0)));
+  GlobalBatches batches(split.train, global_batch, seed);
+
+  // Model and update rule; their state is what a joining worker receives.
+  Mlp model(seed, 256, 128);
+  const std::unique_ptr<UpdateRule> rule = make_update_rule(flags.get("--optimizer", defaults.optimizer), lr,
+                                                            static_cast<float>(flags.get_double("--weight-decay", 0)));
+  rule->attach(model.num_params());
+
+  // Init: rank 0's parameters, optimizer state and progress reach everyone.
+  Soldier::GroupState state{model.param_views(), rule->state(), {{"step", 0}}};
+  if (!soldier.init_group(state)) return 0;
+  const std::span<float> grad = soldier.gradients();  // in shared memory: reduced in place
+
+  // Loop: rank 0 asks the controller for the whole group; every rank gets
+  // the same answer.
+  Batch batch;
+  long done = 0, samples = 0;
+  bool job_over = false;
+  const auto started = std::chrono::steady_clock::now();
+  double valid_seconds = 0;
+  while (!job_over) {
+    const json what = soldier.send_req_collective("next", {{"done", done}});
+    done = 0;
+    if (what.is_null() || what.at("action") == "stop") break;
+
+    if (what.at("action") == "valid") {
+      // Validate: each rank classifies its slice; the counts are summed exactly.
+      const auto v0 = std::chrono::steady_clock::now();
+      try {
+        const double accuracy = sliced_accuracy(soldier, model, data.train, split.valid);
+        soldier.send_req_collective({{"valid_error", 1.0 - accuracy}});
+      } catch (const PeerLostError&) {
+        if (!soldier.regroup()) break;
+        soldier.send_req_collective({{"valid_error", nullptr}});  // abandoned; the next one will tell
+      }
+      valid_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - v0).count();
+      continue;
+    }
+
+    for (long k = what.at("minibatches").get<long>(); k > 0; --k) {
+      const long step = state.progress["step"].get<long>();
+      const GroupPosition where = soldier.group_position();
+      // This rank's part of global minibatch `step`, weighted by its share of
+      // the global batch: the sum over the ranks is the global mean.
+      const auto mine = batches.slice(step, where.rank, where.size);
+      gather_rows(data.train, mine, batch);
+      if (batch.size() > 0) {
+        model.loss_and_grad(batch.images.data(), batch.labels.data(), batch.size(), grad);
+        const float share = static_cast<float>(batch.size()) / static_cast<float>(global_batch);
+        for (float& g : grad) g *= share;
+      } else {
+        std::fill(grad.begin(), grad.end(), 0.0f);
+      }
+
+      // Sync: one all-reduce of the flat gradient, then the same update on
+      // every rank. A lost peer: the group goes on in a new epoch, redoing
+      // this step from rank 0's state.
+      try {
+        soldier.all_reduce(grad, ReduceOp::sum);
+      } catch (const PeerLostError& e) {
+        soldier.log().warn("step ", step, ": ", e.what());
+        job_over = !soldier.regroup();
+        break;  // ask the controller again
+      }
+      rule->set_learning_rate(lr * static_cast<float>(std::pow(lr_decay, batches.pass_of(step))));
+      rule->step(model.params(), grad);
+      state.progress["step"] = step + 1;
+      ++done;
+      samples += batch.size();
+    }
+  }
+  const double train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() - valid_seconds;
+
+  // Close: the test set, sliced like validation; rank 0 reports it.
+  try {
+    const std::vector<std::size_t> all = [&] {
+      std::vector<std::size_t> v(data.test.count);
+      std::iota(v.begin(), v.end(), std::size_t{0});
+      return v;
+    }();
+    const double test = sliced_accuracy(soldier, model, data.test, all);
+    soldier.send_req_collective({{"test_accuracy", test}});
+  } catch (const Error& e) {
+    soldier.log().warn("no test accuracy: ", e.what());
+  }
+  soldier.close();
+  std::printf("trained %ld samples in %.2f s\nthroughput %.1f\n", samples, train_seconds,
+              train_seconds > 0 ? samples / train_seconds : 0.0);
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  return platoon::examples::run_example_worker(
-      argc, argv, platoon::examples::mlp::worker_defaults(), [](std::uint64_t seed, int hidden) {
-        return std::make_unique<platoon::examples::Mlp>(seed, hidden > 0 ? hidden : 256, hidden > 0 ? hidden / 2 : 128);
-      });
+  // --mode picks the loop; the EASGD loop still lives in the shared runner,
+  // which gets the other flags.
+  std::string mode = "easgd";
+  std::vector<char*> rest{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--mode" && i + 1 < argc) {
+      mode = argv[++i];
+      continue;
+    }
+    rest.push_back(argv[i]);
+  }
+  if (mode == "easgd")
+    return run_example_worker(static_cast<int>(rest.size()), rest.data(), mlp::worker_defaults(),
+                              [](std::uint64_t seed, int hidden) {
+      return std::make_unique<Mlp>(seed, hidden > 0 ? hidden : 256, hidden > 0 ? hidden / 2 : 128);
+    });
+  if (mode != "sync") {
+    std::cerr << "worker: --mode must be sync or easgd, not '" << mode << "'\n";
+    return 1;
+  }
+  try {
+    const Flags flags(static_cast<int>(rest.size()), rest.data(),
+                      {"--port", "--endpoint", "--data", "--batch", "--lr", "--lr-decay", "--optimizer",
+                       "--weight-decay", "--seed", "--train-limit"},
+                      {});
+    return sync_main(flags);
+  } catch (const std::exception& e) {
+    std::cerr << "worker: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -37,8 +37,12 @@ json ExampleController::handle_control(const json& req, const WorkerInfo& worker
   }
   if (!req.is_object()) throw Error(str_cat("unknown request ", req.dump()));
   if (req.contains("valid_error")) {
-    const double error = req.at("valid_error").get<double>();
     validating_worker_.reset();
+    if (req.at("valid_error").is_null()) {  // a synchronous group lost a peer while validating
+      schedule_.validation_abandoned();
+      return {{"best", false}};
+    }
+    const double error = req.at("valid_error").get<double>();
     const Validation v = schedule_.validated(error);
     char line[200];
     std::snprintf(line, sizeof line,
@@ -93,7 +97,7 @@ int run_example_controller(int argc, char** argv, const ScheduleOptions& default
     const Flags flags(argc, argv,
                       {"--port", "--endpoint", "--max-minibatches", "--max-time", "--valid-every", "--patience",
                        "--target-accuracy", "--minibatches-per-request", "--checkpoint", "--checkpoint-every",
-                       "--resume", "--worker-timeout"},
+                       "--resume", "--worker-timeout", "--group-size"},
                       {});
     Lieutenant::Options options;
     options.checkpoint_path = flags.get("--checkpoint", "");
@@ -102,6 +106,9 @@ int run_example_controller(int argc, char** argv, const ScheduleOptions& default
     options.resume_path = flags.get("--resume", "");
     options.worker_timeout =
         std::chrono::milliseconds(static_cast<long>(flags.get_double("--worker-timeout", 2.0) * 1000));
+    // Synchronous workers (mlp_worker --mode sync): the first epoch of the
+    // group forms once this many have joined.
+    options.group_size = static_cast<int>(flags.get_int("--group-size", 1));
     ScheduleOptions schedule = defaults;
     schedule.max_minibatches = flags.get_int("--max-minibatches", defaults.max_minibatches);
     schedule.max_seconds = flags.get_double("--max-time", defaults.max_seconds);

@@ -504,11 +504,16 @@ class Launcher {
     phase_ = Phase::params;
     if (!start(workers_[0])) return finish(kExitUsage);
     const auto params_deadline = Clock::now() + options_.params_timeout;
-    while (!status.value("params_ready", false)) {
+    // A synchronous job has no center: its workers may join as soon as
+    // worker 0 has asked for its group (the controller says so).
+    auto others_may_start = [&] {
+      return status.value("params_ready", false) || status.value("workers_may_join", false);
+    };
+    while (!others_may_start()) {
       if (auto end = step(kStatusInterval)) return finish(*end);
       if (auto answer = ask_status()) status = *answer;
       if (ask_failed_) return finish(kExitTimeout);
-      if (status.value("params_ready", false)) break;
+      if (others_may_start()) break;
       if (Clock::now() >= params_deadline) {
         log_.error("the central parameters were not created within ", seconds_text(options_.params_timeout),
                    " (worker 0 creates them in init_shared_params)");
@@ -519,9 +524,10 @@ class Launcher {
     // 3. The other workers.
     phase_ = Phase::running;
     if (options_.workers > 1)
-      log_.info("central parameters are ready: starting workers 1 to ", options_.workers - 1);
+      log_.info(status.value("params_ready", false) ? "central parameters are ready" : "worker 0 is in its group",
+                ": starting workers 1 to ", options_.workers - 1);
     else
-      log_.info("central parameters are ready");
+      log_.info(status.value("params_ready", false) ? "central parameters are ready" : "worker 0 is in its group");
     for (std::size_t i = 1; i < workers_.size(); ++i)
       if (!start(workers_[i])) return finish(kExitUsage);
 

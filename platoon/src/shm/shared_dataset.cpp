@@ -173,12 +173,10 @@ const DatasetArray& SharedDataset::find(std::string_view name, std::size_t eleme
   return Writer(nullptr, arrays_).find(name, element_bytes);
 }
 
-SharedDataset SharedDataset::open_or_create(const std::string& job_id, const std::string& name,
-                                            const nlohmann::json& source, std::vector<DatasetArray> arrays,
-                                            const Fill& fill, const ProcessId& controller,
-                                            std::chrono::milliseconds timeout) {
-  const std::string object = object_name(job_id, name);
-  // Where each array goes, with checked sizes.
+namespace {
+
+// Lays out `arrays` (offsets, bytes), with checked sizes; returns the data bytes.
+std::uint64_t lay_out(const std::string& name, std::vector<DatasetArray>& arrays) {
   std::uint64_t data_bytes = 0;
   for (DatasetArray& a : arrays) {
     std::uint64_t bytes = 0;
@@ -190,14 +188,39 @@ SharedDataset SharedDataset::open_or_create(const std::string& job_id, const std
     data_bytes = a.offset;
     if (!add_to(data_bytes, bytes)) throw Error(str_cat("data set ", name, " is too large"));
   }
-  const std::string toc = toc_of(source, arrays).dump();
-  const std::size_t data_offset = round_up(kPage + toc.size(), kPage);
-  std::uint64_t total = data_offset;
-  if (!add_to(total, data_bytes)) throw Error(str_cat("data set ", name, " is too large"));
+  return data_bytes;
+}
 
+}  // namespace
+
+SharedDataset SharedDataset::open_or_create(const std::string& job_id, const std::string& name,
+                                            const nlohmann::json& source, std::vector<DatasetArray> arrays,
+                                            const Fill& fill, const ProcessId& controller,
+                                            std::chrono::milliseconds timeout) {
+  lay_out(name, arrays);
+  return open(job_id, name, source, &arrays, [&] { return Loaded{arrays, fill}; }, controller, timeout);
+}
+
+SharedDataset SharedDataset::open_or_create(const std::string& job_id, const std::string& name,
+                                            const nlohmann::json& source, const std::function<Loaded()>& load,
+                                            const ProcessId& controller, std::chrono::milliseconds timeout) {
+  return open(job_id, name, source, nullptr, load, controller, timeout);
+}
+
+SharedDataset SharedDataset::open(const std::string& job_id, const std::string& name, const nlohmann::json& source,
+                                  const std::vector<DatasetArray>* expected, const std::function<Loaded()>& load,
+                                  const ProcessId& controller, std::chrono::milliseconds timeout) {
+  const std::string object = object_name(job_id, name);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (!std::filesystem::exists("/dev/shm/" + object)) {
+      Loaded loaded = load();
+      const std::uint64_t data_bytes = lay_out(name, loaded.arrays);
+      std::vector<DatasetArray>& arrays = loaded.arrays;
+      const std::string toc = toc_of(source, arrays).dump();
+      const std::size_t data_offset = round_up(kPage + toc.size(), kPage);
+      std::uint64_t total = data_offset;
+      if (!add_to(total, data_bytes)) throw Error(str_cat("data set ", name, " is too large"));
       SharedDataset d;
       try {
         d.object_ = ShmObject::create(object, total);
@@ -224,7 +247,7 @@ SharedDataset SharedDataset::open_or_create(const std::string& job_id, const std
       h->toc_checksum = fnv1a(base + kPage, toc.size());
       try {
         Writer writer(reinterpret_cast<std::byte*>(base + data_offset), arrays);
-        fill(writer);
+        loaded.fill(writer);
       } catch (...) {
         ShmObject::remove(object);
         throw;
@@ -269,9 +292,9 @@ SharedDataset SharedDataset::open_or_create(const std::string& job_id, const std
       throw LayoutError(str_cat("data set ", object, " is not this worker's: ",
                                 source_difference(theirs.at("source"), source)));
     std::vector<DatasetArray> shared = arrays_of(theirs);
-    if (shared != arrays)
+    if (expected != nullptr && shared != *expected)
       throw LayoutError(str_cat("data set ", object, " holds ", list_arrays(shared), "; this worker expects ",
-                                list_arrays(arrays)));
+                                list_arrays(*expected)));
     d.data_ = reinterpret_cast<const std::byte*>(base + h.data_offset);
     d.arrays_ = std::move(shared);
     return d;

@@ -188,6 +188,9 @@ class Soldier {
 
   [[nodiscard]] int worker_id() const;
   [[nodiscard]] const std::string& job_id() const;
+  /// The controller's process (what the job's shared-memory objects name as
+  /// their owner).
+  [[nodiscard]] const ProcessId& controller() const;
   /// Whether this worker created the central parameters.
   [[nodiscard]] bool first() const;
   [[nodiscard]] const Logger& log() const;

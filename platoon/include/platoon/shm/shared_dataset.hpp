@@ -87,6 +87,21 @@ class SharedDataset {
                                       const Fill& fill, const ProcessId& controller,
                                       std::chrono::milliseconds timeout);
 
+  /// What a loader returns: the arrays (shapes known once the files are
+  /// read) and how to fill them.
+  struct Loaded {
+    std::vector<DatasetArray> arrays;
+    Fill fill;
+  };
+  /// As above, for data whose shapes are known only once it is read: `load`
+  /// runs only in a process that creates the copy; the others take the
+  /// arrays from the shared copy, whose source must still equal `source`.
+  /// Two processes that start at once may both load, but only one copy is
+  /// ever kept.
+  static SharedDataset open_or_create(const std::string& job_id, const std::string& name,
+                                      const nlohmann::json& source, const std::function<Loaded()>& load,
+                                      const ProcessId& controller, std::chrono::milliseconds timeout);
+
   /// The object's name for job `job_id` and data set `name`.
   static std::string object_name(const std::string& job_id, const std::string& name);
 
@@ -109,6 +124,9 @@ class SharedDataset {
 
  private:
   SharedDataset() = default;
+  static SharedDataset open(const std::string& job_id, const std::string& name, const nlohmann::json& source,
+                            const std::vector<DatasetArray>* expected, const std::function<Loaded()>& load,
+                            const ProcessId& controller, std::chrono::milliseconds timeout);
   const DatasetArray& find(std::string_view name, std::size_t element_bytes) const;
 
   ShmObject object_;
