@@ -65,7 +65,7 @@ int sync_main(const Flags& flags) {
   // Loop: rank 0 asks the controller for the whole group; every rank gets
   // the same answer.
   Batch batch;
-  long done = 0, samples = 0;
+  long done = 0, samples = 0, steps = 0;
   bool job_over = false;
   const auto started = std::chrono::steady_clock::now();
   double valid_seconds = 0;
@@ -117,6 +117,7 @@ int sync_main(const Flags& flags) {
       rule->step(model.params(), grad);
       state.progress["step"] = step + 1;
       ++done;
+      ++steps;
       samples += batch.size();
     }
   }
@@ -136,7 +137,8 @@ int sync_main(const Flags& flags) {
     soldier.log().warn("no test accuracy: ", e.what());
   }
   soldier.close();
-  std::printf("trained %ld samples in %.2f s\nthroughput %.1f\n", samples, train_seconds,
+  // The same last lines as every example worker (platoon-bench reads them).
+  std::printf("trained %ld minibatches (%ld samples) in %.2f s\nthroughput %.1f\n", steps, samples, train_seconds,
               train_seconds > 0 ? samples / train_seconds : 0.0);
   return 0;
 }

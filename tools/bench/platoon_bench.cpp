@@ -74,6 +74,8 @@ table. Figures (ratio = value / reference unless said otherwise):
                               under platoon-launch, sum over the workers;
                               reference: mlp_worker --standalone. Skipped, with
                               the reason, when the example programs are missing.
+  sync_mlp_2w                 the same for 2 workers in --mode sync (64 samples
+                              per worker per step, one all-reduce per step).
 
 With --quick (a few seconds) the sync figures are easgd_sync_1M_{1,2,4}w, the
 all-reduce figures are allreduce_1M_2w, allreduce_busbw_1M_2w and
@@ -179,20 +181,20 @@ std::vector<std::string> figures_of(bool quick) {
             "easgd_sync_1M_1w", "easgd_sync_1M_2w", "easgd_sync_1M_4w",
             "control_p50", "control_p99", "control_rps_1w", "control_rps_8w",
             "rate_limited_share",
-            "mlp_1w", "mlp_2w"};
+            "mlp_1w", "mlp_2w", "sync_mlp_2w"};
   return {"allreduce_25M_2w", "allreduce_busbw_25M_2w", "allreduce_1M_2w", "allreduce_4K_2w",
           "easgd_sync_1M_1w", "easgd_sync_10M_1w", "easgd_sync_50M_1w", "easgd_sync_50M_1w_2t",
           "easgd_sync_10M_2w", "easgd_sync_10M_4w",
           "control_p50", "control_p99", "control_rps_1w", "control_rps_8w",
           "rate_limited_share",
-          "mlp_1w", "mlp_2w"};
+          "mlp_1w", "mlp_2w", "sync_mlp_2w"};
   // clang-format on
 }
 
 // Figures that may be recorded as skipped: they need programs from elsewhere.
 // (the MPI references need Open MPI).
 bool may_be_skipped(const std::string& figure) {
-  return figure.starts_with("mlp_") ||
+  return figure.starts_with("mlp_") || figure.starts_with("sync_mlp_") ||
          (figure.starts_with("allreduce_") && !figure.starts_with("allreduce_busbw_"));
 }
 
@@ -371,7 +373,8 @@ int run(const Cli& cli) {
   const auto control = starting("control_");
   group(control, [&] { return bench_control(s, control); });
   group(starting("rate_limited_share"), [&] { return std::vector<Record>{bench_rate_limited(s)}; });
-  const auto mlp = starting("mlp_");
+  auto mlp = starting("mlp_");
+  for (const auto& f : starting("sync_mlp_")) mlp.push_back(f);
   if (s.quick) {
     for (const auto& f : mlp) records.push_back(Record::skip(f, "not run with --quick"));
   } else {
