@@ -125,9 +125,9 @@ void gather_rows(const SharedImages& set, std::span<const std::size_t> indices, 
   }
 }
 
-double sliced_accuracy(Soldier& soldier, Model& model, const SharedImages& set,
+double sliced_accuracy(Collective& group, Model& model, const SharedImages& set,
                        std::span<const std::size_t> indices) {
-  const GroupPosition where = soldier.group_position();
+  const GroupPosition where = group.position();
   const BatchSlice mine = batch_slice(indices.size(), where.rank, where.size);
   Batch batch;
   gather_rows(set, indices.subspan(mine.begin, mine.count), batch);
@@ -135,7 +135,7 @@ double sliced_accuracy(Soldier& soldier, Model& model, const SharedImages& set,
   if (batch.size() > 0) correct = std::round(accuracy(model, batch.images.data(), batch.labels.data(), batch.size()) *
                                              batch.size());
   const double counts[2] = {correct, static_cast<double>(batch.size())};
-  const std::vector<double> all = soldier.group().all_gather(counts);
+  const std::vector<double> all = group.all_gather(counts);
   double total_correct = 0, total = 0;
   for (std::size_t k = 0; k + 1 < all.size(); k += 2) {
     total_correct += all[k];

@@ -11,6 +11,7 @@
 
 #include "common/model.hpp"
 #include "common/train.hpp"
+#include "platoon/collective/collective.hpp"
 #include "platoon/shm/shared_dataset.hpp"
 #include "platoon/soldier.hpp"
 
@@ -79,7 +80,7 @@ void gather_rows(const SharedImages& set, std::span<const std::size_t> indices, 
 /// group: each rank classifies its slice, and the counts are summed exactly
 /// (total correct over total samples). Every rank gets the same value.
 /// Throws PeerLostError as a collective does.
-double sliced_accuracy(Soldier& soldier, Model& model, const SharedImages& set,
+double sliced_accuracy(Collective& group, Model& model, const SharedImages& set,
                        std::span<const std::size_t> indices);
 
 }  // namespace platoon::examples

@@ -78,7 +78,7 @@ int sync_main(const Flags& flags) {
       // Validate: each rank classifies its slice; the counts are summed exactly.
       const auto v0 = std::chrono::steady_clock::now();
       try {
-        const double accuracy = sliced_accuracy(soldier, model, data.train, split.valid);
+        const double accuracy = sliced_accuracy(soldier.group(), model, data.train, split.valid);
         soldier.send_req_collective({{"valid_error", 1.0 - accuracy}});
       } catch (const PeerLostError&) {
         if (!soldier.regroup()) break;
@@ -131,7 +131,7 @@ int sync_main(const Flags& flags) {
       std::iota(v.begin(), v.end(), std::size_t{0});
       return v;
     }();
-    const double test = sliced_accuracy(soldier, model, data.test, all);
+    const double test = sliced_accuracy(soldier.group(), model, data.test, all);
     soldier.send_req_collective({{"test_accuracy", test}});
   } catch (const Error& e) {
     soldier.log().warn("no test accuracy: ", e.what());
