@@ -3,6 +3,7 @@
 #pragma once
 
 #include "example_worker.hpp"
+#include "sync_data.hpp"
 
 namespace platoon::examples::mlp {
 
@@ -24,6 +25,16 @@ inline WorkerDefaults worker_defaults() {
   d.sync_every = 10;
   d.alpha = 0.5;
   d.schedule = schedule_defaults();
+  return d;
+}
+
+/// --mode sync: a global batch of 128 (64 per worker with 2 workers).
+inline SyncDefaults sync_defaults() {
+  SyncDefaults d;
+  d.global_batch = 128;
+  d.learning_rate = 1e-3;
+  d.lr_decay = 0.8;
+  d.optimizer = "adam";
   return d;
 }
 

@@ -1,7 +1,8 @@
 // A worker of the MLP example (784-256-128-10) on Fashion-MNIST.
 //
 //   mlp_worker --mode sync  [--port 5567] [--batch 128] [--lr 0.001] [--optimizer adam]
-//              [--weight-decay 0] [--lr-decay 0.8] [--seed 1] [--data DIR] [--train-limit N]
+//              [--weight-decay W] [--lr-decay 0.8] [--clip-norm 0] [--seed 1] [--hidden 256]
+//              [--data DIR] [--train-limit N]
 //   mlp_worker [--mode easgd] [--port 5567 | --standalone] ...   (see examples/runner/example_worker.hpp)
 //
 // --mode sync is synchronous data parallelism, and this file is its
@@ -17,11 +18,9 @@
 #include <iostream>
 
 #include "common/mlp.hpp"
-#include "common/sync_data.hpp"
+#include "sync_data.hpp"
 #include "defaults.hpp"
-#include "flags.hpp"
 #include "platoon/common/error.hpp"
-#include "platoon/channel/control_client.hpp"
 #include "platoon/soldier.hpp"
 #include "platoon/sync/update_rules.hpp"
 
@@ -31,30 +30,23 @@ using nlohmann::json;
 using namespace platoon;
 using namespace platoon::examples;
 
-int sync_main(const Flags& flags) {
-  const WorkerDefaults defaults = mlp::worker_defaults();
-  const auto global_batch = static_cast<std::size_t>(flags.get_int("--batch", 128));
-  const auto lr = static_cast<float>(flags.get_double("--lr", defaults.learning_rate));
-  const double lr_decay = flags.get_double("--lr-decay", defaults.lr_decay);
-  const auto seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1));
+int sync_main(int argc, char** argv) {
+  const SyncFlags flags = parse_sync_flags(argc, argv, mlp::sync_defaults());
 
   // Soldier: joins the job (the data below is shared per job and host).
   Soldier::Options options;
-  options.endpoint = flags.has("--endpoint") ? flags.get("--endpoint", "")
-                                             : loopback_endpoint(static_cast<int>(flags.get_int("--port", 5567)));
+  options.endpoint = flags.endpoint;
   Soldier soldier(options);
 
   // Data: the host's one copy of Fashion-MNIST in shared memory, and the
-  // global minibatches every rank cuts the same way.
-  const SharedFashionMnist data = map_shared_fashion_mnist(soldier, flags.get("--data", default_fashion_mnist_dir()));
-  const TrainValidSplit split =
-      split_train_valid(data.train.count, 5000, static_cast<std::size_t>(flags.get_int("--train-limit", 0)));
-  GlobalBatches batches(split.train, global_batch, seed);
+  // global minibatches that every rank cuts the same way.
+  const SharedFashionMnist data = map_shared_fashion_mnist(soldier, flags.data);
+  const TrainValidSplit split = split_train_valid(data.train.count, 5000, flags.train_limit);
+  GlobalBatches batches(split.train, flags.global_batch, flags.seed);
 
   // Model and update rule; their state is what a joining worker receives.
-  Mlp model(seed, 256, 128);
-  const std::unique_ptr<UpdateRule> rule = make_update_rule(flags.get("--optimizer", defaults.optimizer), lr,
-                                                            static_cast<float>(flags.get_double("--weight-decay", 0)));
+  Mlp model(flags.seed, flags.hidden > 0 ? flags.hidden : 256, flags.hidden > 0 ? flags.hidden / 2 : 128);
+  const std::unique_ptr<UpdateRule> rule = make_update_rule(flags.optimizer, flags.learning_rate, flags.weight_decay);
   rule->attach(model.num_params());
 
   // Init: rank 0's parameters, optimizer state and progress reach everyone.
@@ -93,18 +85,17 @@ int sync_main(const Flags& flags) {
       const GroupPosition where = soldier.group_position();
       // This rank's part of global minibatch `step`, weighted by its share of
       // the global batch: the sum over the ranks is the global mean.
-      const auto mine = batches.slice(step, where.rank, where.size);
-      gather_rows(data.train, mine, batch);
+      gather_rows(data.train, batches.slice(step, where.rank, where.size), batch);
       if (batch.size() > 0) {
         model.loss_and_grad(batch.images.data(), batch.labels.data(), batch.size(), grad);
-        const float share = static_cast<float>(batch.size()) / static_cast<float>(global_batch);
+        const float share = static_cast<float>(batch.size()) / static_cast<float>(flags.global_batch);
         for (float& g : grad) g *= share;
       } else {
         std::fill(grad.begin(), grad.end(), 0.0f);
       }
 
       // Sync: one all-reduce of the flat gradient, then the same update on
-      // every rank. A lost peer: the group goes on in a new epoch, redoing
+      // every rank. A lost peer: the group goes on in a new epoch and redoes
       // this step from rank 0's state.
       try {
         soldier.all_reduce(grad, ReduceOp::sum);
@@ -113,7 +104,9 @@ int sync_main(const Flags& flags) {
         job_over = !soldier.regroup();
         break;  // ask the controller again
       }
-      rule->set_learning_rate(lr * static_cast<float>(std::pow(lr_decay, batches.pass_of(step))));
+      if (flags.clip_norm > 0) platoon::clip_grad_norm(grad, flags.clip_norm);
+      rule->set_learning_rate(flags.learning_rate *
+                              static_cast<float>(std::pow(flags.lr_decay, batches.pass_of(step))));
       rule->step(model.params(), grad);
       state.progress["step"] = step + 1;
       ++done;
@@ -126,20 +119,13 @@ int sync_main(const Flags& flags) {
 
   // Close: the test set, sliced like validation; rank 0 reports it.
   try {
-    const std::vector<std::size_t> all = [&] {
-      std::vector<std::size_t> v(data.test.count);
-      std::iota(v.begin(), v.end(), std::size_t{0});
-      return v;
-    }();
-    const double test = sliced_accuracy(soldier.group(), model, data.test, all);
+    const double test = sliced_accuracy(soldier.group(), model, data.test, all_indices(data.test.count));
     soldier.send_req_collective({{"test_accuracy", test}});
   } catch (const Error& e) {
     soldier.log().warn("no test accuracy: ", e.what());
   }
   soldier.close();
-  // The same last lines as every example worker (platoon-bench reads them).
-  std::printf("trained %ld minibatches (%ld samples) in %.2f s\nthroughput %.1f\n", steps, samples, train_seconds,
-              train_seconds > 0 ? samples / train_seconds : 0.0);
+  print_throughput(steps, samples, train_seconds);
   return 0;
 }
 
@@ -167,11 +153,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
-    const Flags flags(static_cast<int>(rest.size()), rest.data(),
-                      {"--port", "--endpoint", "--data", "--batch", "--lr", "--lr-decay", "--optimizer",
-                       "--weight-decay", "--seed", "--train-limit"},
-                      {});
-    return sync_main(flags);
+    return sync_main(static_cast<int>(rest.size()), rest.data());
   } catch (const std::exception& e) {
     std::cerr << "worker: " << e.what() << "\n";
     return 1;

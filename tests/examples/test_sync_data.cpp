@@ -8,7 +8,7 @@
 #include <set>
 
 #include "common/mlp.hpp"
-#include "common/sync_data.hpp"
+#include "sync_data.hpp"
 #include "platoon/common/error.hpp"
 #include "thread_group.hpp"
 

@@ -1,6 +1,7 @@
-#include "common/sync_data.hpp"
+#include "sync_data.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <memory>
 #include <numeric>
@@ -8,6 +9,8 @@
 #include <stdexcept>
 
 #include "common/idx.hpp"
+#include "flags.hpp"
+#include "platoon/channel/control_client.hpp"
 #include "platoon/collective/global_dynamics.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
@@ -30,6 +33,46 @@ SharedImages view(const SharedDataset& d, const char* images, const char* labels
 }
 
 }  // namespace
+
+SyncFlags parse_sync_flags(int argc, char** argv, const SyncDefaults& defaults) {
+  const Flags flags(argc, argv,
+                    {"--port", "--endpoint", "--data", "--batch", "--lr", "--lr-decay", "--optimizer",
+                     "--weight-decay", "--clip-norm", "--seed", "--train-limit", "--hidden"},
+                    {});
+  SyncFlags f;
+  f.endpoint = flags.has("--endpoint") ? flags.get("--endpoint", "")
+                                       : loopback_endpoint(static_cast<int>(flags.get_int("--port", 5567)));
+  f.data = flags.get("--data", default_fashion_mnist_dir());
+  const long batch = flags.get_int("--batch", static_cast<long>(defaults.global_batch));
+  if (batch < 1) throw Error(str_cat("--batch must be at least 1, got ", batch));
+  f.global_batch = static_cast<std::size_t>(batch);
+  f.learning_rate = static_cast<float>(flags.get_double("--lr", defaults.learning_rate));
+  f.lr_decay = flags.get_double("--lr-decay", defaults.lr_decay);
+  if (!(f.lr_decay > 0 && f.lr_decay <= 1)) throw Error(str_cat("--lr-decay must be in (0, 1], got ", f.lr_decay));
+  f.optimizer = flags.get("--optimizer", defaults.optimizer);
+  f.weight_decay = static_cast<float>(flags.get_double("--weight-decay", -1));
+  f.clip_norm = static_cast<float>(flags.get_double("--clip-norm", defaults.clip_norm));
+  f.seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1));
+  const long limit = flags.get_int("--train-limit", 0);
+  if (limit < 0) throw Error(str_cat("--train-limit must be 0 (all) or positive, got ", limit));
+  f.train_limit = static_cast<std::size_t>(limit);
+  const long hidden = flags.get_int("--hidden", 0);
+  if (hidden < 0 || hidden > 65536) throw Error(str_cat("--hidden must be in 0..65536, got ", hidden));
+  f.hidden = static_cast<int>(hidden);
+  return f;
+}
+
+std::vector<std::size_t> all_indices(std::size_t n) {
+  std::vector<std::size_t> v(n);
+  std::iota(v.begin(), v.end(), std::size_t{0});
+  return v;
+}
+
+void print_throughput(long minibatches, long samples, double train_seconds) {
+  std::printf("trained %ld minibatches (%ld samples) in %.2f s\nthroughput %.1f\n", minibatches, samples,
+              train_seconds, train_seconds > 0 ? static_cast<double>(samples) / train_seconds : 0.0);
+  std::fflush(stdout);
+}
 
 SharedFashionMnist map_shared_fashion_mnist(const Soldier& soldier, const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> paths;
