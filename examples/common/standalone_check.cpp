@@ -3,7 +3,7 @@
 // accuracy. Used to tune the hyper-parameters the distributed examples use.
 //
 //   example_models_check --model mlp|lstm [--epochs E] [--batch B] [--lr LR]
-//       [--optimizer adam|sgd|momentum|nesterov] [--lr-decay D] [--hidden H]
+//       [--optimizer adam|adamw|sgd|momentum|nesterov] [--lr-decay D] [--hidden H]
 //       [--clip NORM] [--seed S] [--data DIR] [--target ACC] [--threads 1]
 //
 // --hidden sets the LSTM hidden size, or the MLP's first layer (the second
@@ -21,7 +21,7 @@
 #include "common/idx.hpp"
 #include "common/lstm.hpp"
 #include "common/mlp.hpp"
-#include "common/optimizer.hpp"
+#include "platoon/sync/update_rules.hpp"
 #include "common/train.hpp"
 #include "platoon/common/error.hpp"
 
@@ -47,7 +47,7 @@ struct Options {
 void usage() {
   std::fprintf(stderr,
                "usage: example_models_check --model mlp|lstm [--epochs E] [--batch B] [--lr LR]\n"
-               "         [--optimizer adam|sgd|momentum|nesterov] [--lr-decay D] [--hidden H]\n"
+               "         [--optimizer adam|adamw|sgd|momentum|nesterov] [--lr-decay D] [--hidden H]\n"
                "         [--clip NORM] [--seed S] [--data DIR] [--target ACC] [--threads 1]\n");
 }
 
@@ -100,7 +100,7 @@ int run(const Options& o) {
   } else {
     model = std::make_unique<Mlp>(o.seed);
   }
-  auto optimizer = make_optimizer(o.optimizer, o.lr);
+  auto optimizer = platoon::make_update_rule(o.optimizer, o.lr);
 
   std::printf("%s: %zu parameters, %s, batch %d, lr decay %g, clip %g, seed %llu\n",
               model->name().c_str(), model->num_params(), optimizer->describe().c_str(), o.batch,

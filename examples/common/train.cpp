@@ -40,7 +40,7 @@ void gather_batch(const IdxImages& images, std::span<const std::uint8_t> labels,
   }
 }
 
-Trainer::Trainer(Model& model, Optimizer& optimizer, const IdxImages& images,
+Trainer::Trainer(Model& model, UpdateRule& optimizer, const IdxImages& images,
                  std::span<const std::uint8_t> labels)
     : model_(model), optimizer_(optimizer), images_(images), labels_(labels),
       grad_(model.num_params()) {}

@@ -10,7 +10,7 @@
 
 #include "common/idx.hpp"
 #include "common/model.hpp"
-#include "common/optimizer.hpp"
+#include "platoon/sync/update_rules.hpp"
 
 namespace platoon::examples {
 
@@ -46,7 +46,7 @@ void gather_batch(const IdxImages& images, std::span<const std::uint8_t> labels,
 /// and data must outlive it.
 class Trainer {
  public:
-  Trainer(Model& model, Optimizer& optimizer, const IdxImages& images,
+  Trainer(Model& model, UpdateRule& optimizer, const IdxImages& images,
           std::span<const std::uint8_t> labels);
 
   /// When > 0, gradients are rescaled to at most this L2 norm before each step.
@@ -62,7 +62,7 @@ class Trainer {
 
  private:
   Model& model_;
-  Optimizer& optimizer_;
+  UpdateRule& optimizer_;
   const IdxImages& images_;
   std::span<const std::uint8_t> labels_;
   float clip_norm_ = 0.0f;

@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "common/idx.hpp"
-#include "common/optimizer.hpp"
 #include "common/train.hpp"
 #include "flags.hpp"
 #include "platoon/common/error.hpp"
@@ -51,7 +50,7 @@ double accuracy_on(Model& model, const IdxImages& images, std::span<const std::u
 // Trains minibatches in order, reshuffling at each epoch.
 class MinibatchStream {
  public:
-  MinibatchStream(Model& model, Optimizer& optimizer, const Data& data, int batch, std::uint64_t seed,
+  MinibatchStream(Model& model, UpdateRule& optimizer, const Data& data, int batch, std::uint64_t seed,
                   float clip_norm, double lr_decay)
       : optimizer_(optimizer),
         lr_decay_(lr_decay),
@@ -78,7 +77,7 @@ class MinibatchStream {
   [[nodiscard]] long samples() const { return samples_; }
 
  private:
-  Optimizer& optimizer_;
+  UpdateRule& optimizer_;
   double lr_decay_;
   Trainer trainer_;
   const std::vector<std::size_t>& indices_;
@@ -95,7 +94,7 @@ void print_throughput(long samples, double train_seconds, long minibatches) {
   std::fflush(stdout);
 }
 
-int run_standalone(const Flags& flags, const WorkerDefaults& defaults, Model& model, Optimizer& optimizer,
+int run_standalone(const Flags& flags, const WorkerDefaults& defaults, Model& model, UpdateRule& optimizer,
                    const Data& data, int batch, float clip_norm, std::uint64_t seed) {
   ScheduleOptions options = defaults.schedule;
   options.max_minibatches = flags.get_int("--max-minibatches", options.max_minibatches);
@@ -138,7 +137,7 @@ int run_standalone(const Flags& flags, const WorkerDefaults& defaults, Model& mo
   return 0;
 }
 
-int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Model& model, Optimizer& optimizer,
+int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Model& model, UpdateRule& optimizer,
                         const Data& data, int batch, float clip_norm, const ModelFactory& make_model,
                         int hidden) {
   Soldier::Options options;
@@ -220,7 +219,7 @@ int run_example_worker(int argc, char** argv, const WorkerDefaults& defaults, co
     const int hidden = static_cast<int>(flags.get_int("--hidden", 0));
     const auto seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1));
     std::unique_ptr<Model> model = make_model(seed, hidden);
-    const auto optimizer = make_optimizer(flags.get("--optimizer", defaults.optimizer),
+    const auto optimizer = make_update_rule(flags.get("--optimizer", defaults.optimizer),
                                           static_cast<float>(flags.get_double("--lr", defaults.learning_rate)));
     const int batch = static_cast<int>(flags.get_int("--batch", defaults.batch));
     if (batch <= 0) throw Error("--batch must be positive");

@@ -206,10 +206,14 @@ TEST_CASE("a corrupted group header is refused") {
   auto* bytes = static_cast<unsigned char*>(mapping.data());
   CHECK(group_header_problem(bytes, mapping.size()).empty());
   CHECK(group_header_problem(bytes, 100).find("smaller than its header") != std::string::npos);
-  bytes[40] ^= 0xff;  // inside the checksummed fields
+  bytes[32] ^= 0xff;  // the epoch: checksummed, and no size
   CHECK(group_header_problem(bytes, mapping.size()).find("checksum") != std::string::npos);
   CHECK_THROWS_WITH_AS(group.attach(0), doctest::Contains("checksum"), LayoutError);
-  bytes[40] ^= 0xff;
+  bytes[32] ^= 0xff;
+  bytes[53] ^= 0x10;  // the ranks' offset: the structure is checked before the checksum
+  CHECK(group_header_problem(bytes, mapping.size()).find("out of bounds") != std::string::npos);
+  bytes[53] ^= 0x10;
+  CHECK(group_header_problem(bytes, mapping.size()).empty());
   bytes[0] = 'X';
   CHECK(group_header_problem(bytes, mapping.size()).find("bad magic") != std::string::npos);
 }

@@ -14,9 +14,10 @@
 #include "common/lstm.hpp"
 #include "common/mlp.hpp"
 #include "common/model.hpp"
-#include "common/optimizer.hpp"
+#include "platoon/sync/update_rules.hpp"
 
 using namespace platoon::examples;
+using platoon::Adam;
 
 namespace {
 
