@@ -97,18 +97,36 @@ timespec deadline_after(std::chrono::milliseconds timeout) {
   return ts;
 }
 
-// Validates the header of a mapping of `size` bytes. Returns the problem, or
-// an empty string when the header is sound.
+// end = offset + count * unit, false when it overflows.
+bool region_end(std::uint64_t offset, std::uint64_t count, std::uint64_t unit, std::uint64_t& end) {
+  std::uint64_t bytes = 0;
+  return !__builtin_mul_overflow(count, unit, &bytes) && !__builtin_add_overflow(offset, bytes, &end);
+}
+
+// Validates the header of a mapping of `size` bytes (the object's real size).
+// Every size is read from outside: the arithmetic is checked, and the regions
+// (header, layout text, locks, data) must follow each other in that order,
+// aligned, inside the mapping. Returns the problem, or an empty string.
 std::string header_problem(const void* base, std::size_t size) {
   if (size < sizeof(Header)) return str_cat("segment is ", size, " bytes, smaller than a platoon header");
   const auto& h = *static_cast<const Header*>(base);
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return "not a platoon segment (bad magic)";
   if (h.version != kVersion) return str_cat("segment format version ", h.version, ", this platoon reads ", kVersion);
   if (h.total_bytes != size) return str_cat("header says ", h.total_bytes, " bytes, the segment has ", size);
-  if (h.layout_offset + h.layout_bytes > size || h.locks_offset + h.num_chunks * sizeof(ChunkLock) > size ||
-      h.data_offset + h.total_elements * sizeof(float) > size || h.chunk_elements == 0 ||
-      h.num_chunks != (h.total_elements + h.chunk_elements - 1) / h.chunk_elements)
-    return "header offsets are inconsistent (corrupted header)";
+  std::uint64_t layout_end = 0, locks_end = 0, data_end = 0;
+  if (!region_end(h.layout_offset, h.layout_bytes, 1, layout_end) ||
+      !region_end(h.locks_offset, h.num_chunks, sizeof(ChunkLock), locks_end) ||
+      !region_end(h.data_offset, h.total_elements, sizeof(float), data_end))
+    return "header sizes overflow (corrupted header)";
+  if (h.layout_offset < sizeof(Header) || layout_end > h.locks_offset || locks_end > h.data_offset ||
+      data_end > size)
+    return "header regions overlap or lie outside the segment (corrupted header)";
+  if (h.locks_offset % alignof(ChunkLock) != 0 || h.data_offset % alignof(float) != 0)
+    return "header regions are misaligned (corrupted header)";
+  if (h.chunk_elements == 0 ||
+      h.num_chunks != h.total_elements / h.chunk_elements + (h.total_elements % h.chunk_elements != 0 ? 1 : 0))
+    return "header chunk counts are inconsistent (corrupted header)";
+  if (h.job_id[kJobIdBytes - 1] != '\0') return "header job id is not terminated (corrupted header)";
   const char* layout_text = static_cast<const char*>(base) + h.layout_offset;
   if (header_checksum(h, layout_text) != h.checksum) return "header checksum mismatch (corrupted header)";
   return {};

@@ -1,0 +1,73 @@
+// Inputs from outside that a process must survive, each a regression test of
+// a defect that once crashed or misled it: crafted segment headers, sizes
+// that overflow, requests nested deep enough to exhaust the stack.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "platoon/common/error.hpp"
+#include "platoon/common/params.hpp"
+#include "platoon/shm/checkpoint.hpp"
+#include "platoon/shm/shared_segment.hpp"
+#include "platoon/shm/shm_object.hpp"
+#include "test_support.hpp"
+
+using namespace platoon;
+using platoon::testing::TempDir;
+using platoon::testing::unique_name;
+
+namespace {
+
+// A segment-shaped object written byte by byte: the header's fields at
+// their offsets (magic, version, state, pids, sizes), nothing else valid.
+struct CraftedSegment {
+  std::string name = unique_name("platoon-crafted");
+  ShmObject object;
+  explicit CraftedSegment(std::size_t bytes) : object(ShmObject::create(name, bytes)) {
+    auto* b = static_cast<unsigned char*>(object.data());
+    std::memcpy(b, "PLATOON1", 8);
+    put<std::uint32_t>(8, 1);   // version
+    put<std::uint32_t>(12, 2);  // ready
+    put<std::uint64_t>(56, bytes);
+  }
+  ~CraftedSegment() { ShmObject::remove(name); }
+  template <class T>
+  void put(std::size_t offset, T value) {
+    std::memcpy(static_cast<unsigned char*>(object.data()) + offset, &value, sizeof value);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a segment header whose offsets overflow is refused, never read out of bounds") {
+  CraftedSegment crafted(8192);
+  crafted.put<std::uint64_t>(64, std::uint64_t{1} << 63);         // layout_offset
+  crafted.put<std::uint64_t>(72, (std::uint64_t{1} << 63) + 64);  // layout_bytes: the sum wraps to 64
+  crafted.put<std::uint64_t>(80, 4096);                           // locks_offset
+  crafted.put<std::uint64_t>(88, 1);                              // num_chunks
+  crafted.put<std::uint64_t>(96, 16);                             // chunk_elements
+  crafted.put<std::uint64_t>(104, 4096 + 64);                     // data_offset
+  crafted.put<std::uint64_t>(112, 16);                            // total_elements
+  const SegmentInfo info = SharedSegment::inspect(crafted.name);
+  CHECK_FALSE(info.problem.empty());
+  CHECK(info.problem.find("corrupted") != std::string::npos);
+  CHECK_THROWS_AS(SharedSegment::attach(crafted.name, Layout::of(std::vector<ParamView>{}), std::chrono::seconds(1)),
+                  Error);
+}
+
+TEST_CASE("segment regions that overlap or are misaligned are refused") {
+  CraftedSegment crafted(8192);
+  crafted.put<std::uint64_t>(64, 256);   // layout at 256 ...
+  crafted.put<std::uint64_t>(72, 100);
+  crafted.put<std::uint64_t>(80, 300);   // ... and the locks inside it, misaligned
+  crafted.put<std::uint64_t>(88, 1);
+  crafted.put<std::uint64_t>(96, 16);
+  crafted.put<std::uint64_t>(104, 4096);
+  crafted.put<std::uint64_t>(112, 16);
+  const SegmentInfo info = SharedSegment::inspect(crafted.name);
+  CHECK(info.problem.find("corrupted") != std::string::npos);
+  crafted.put<std::uint64_t>(88, std::uint64_t{1} << 60);  // num_chunks * 64 overflows
+  crafted.put<std::uint64_t>(80, 384);
+  CHECK(SharedSegment::inspect(crafted.name).problem.find("corrupted") != std::string::npos);
+}
