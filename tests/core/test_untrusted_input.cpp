@@ -71,3 +71,53 @@ TEST_CASE("segment regions that overlap or are misaligned are refused") {
   crafted.put<std::uint64_t>(80, 384);
   CHECK(SharedSegment::inspect(crafted.name).problem.find("corrupted") != std::string::npos);
 }
+
+namespace {
+
+// A checkpoint file with the header `header` (JSON) and `data_bytes` zero bytes.
+void write_checkpoint_file(const std::filesystem::path& path, const std::string& header, std::size_t data_bytes) {
+  std::string bytes = "PLATOONC";
+  const std::uint32_t version = 1;
+  const std::uint64_t length = header.size();
+  bytes.append(reinterpret_cast<const char*>(&version), 4);
+  bytes.append(reinterpret_cast<const char*>(&length), 8);
+  bytes += header;
+  bytes.append(data_bytes, '\0');
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// The checksum is FNV-1a of no bytes: a file that says 0 values is otherwise sound.
+std::string layout_json(const std::string& params, const std::string& total) {
+  return R"({"layout": {"params": [)" + params + R"(], "total_size": )" + total +
+         R"(}, "count": 0, "checksum": 14695981039346656037})";
+}
+
+}  // namespace
+
+TEST_CASE("layout and checkpoint sizes that overflow are refused with FileError or LayoutError") {
+  TempDir dir;
+  const auto path = dir.path() / "crafted.ckpt";
+  // Two parameters of 2^63 elements: the sum wraps to 0, which "count": 0 matched.
+  write_checkpoint_file(path,
+                        layout_json(R"({"name": "a", "shape": [9223372036854775808], "dtype": "float32", "offset": 0},
+                                       {"name": "b", "shape": [9223372036854775808], "dtype": "float32",
+                                        "offset": 9223372036854775808})",
+                                    "0"),
+                        0);
+  CHECK_THROWS_WITH_AS(load_checkpoint(path), doctest::Contains("too large"), FileError);
+  // One parameter of 2^62 elements: 2^64 bytes, more than any file holds.
+  write_checkpoint_file(
+      path, layout_json(R"({"name": "a", "shape": [4611686018427387904], "dtype": "float32", "offset": 0})",
+                        "4611686018427387904"),
+      0);
+  CHECK_THROWS_WITH_AS(load_checkpoint(path), doctest::Contains("too large"), FileError);
+  // A shape whose product overflows.
+  CHECK_THROWS_WITH_AS(Layout::from_json(nlohmann::json::parse(
+                           R"({"params": [{"name": "w", "shape": [4294967296, 4294967296], "dtype": "float32",
+                                           "offset": 0}], "total_size": 0})")),
+                       doctest::Contains("too large"), LayoutError);
+  std::vector<float> one(1);
+  CHECK_THROWS_WITH_AS(
+      Layout::of(std::vector<ParamView>{{"w", one.data(), {std::size_t{1} << 40, std::size_t{1} << 40}}}),
+      doctest::Contains("too large"), LayoutError);
+}

@@ -7,6 +7,30 @@
 
 namespace platoon {
 
+namespace {
+
+// The most float32 elements a layout may hold: their bytes must fit in a
+// signed 64-bit file offset.
+constexpr std::size_t kMaxElements = std::size_t{1} << 61;
+
+// The product of `shape`; LayoutError naming the parameter when it is too large.
+std::size_t checked_count(const std::string& name, const std::vector<std::size_t>& shape) {
+  std::size_t n = 1;
+  for (const std::size_t dim : shape)
+    if (__builtin_mul_overflow(n, dim, &n) || n > kMaxElements)
+      throw LayoutError(str_cat("parameter '", name, "' of shape ", shape_to_string(shape), " is too large (over 2^61 ",
+                                "elements)"));
+  return n;
+}
+
+// total += n; LayoutError when the layout grows too large.
+void add_elements(std::size_t& total, std::size_t n, const std::string& name) {
+  if (__builtin_add_overflow(total, n, &total) || total > kMaxElements)
+    throw LayoutError(str_cat("the layout is too large (over 2^61 elements) at parameter '", name, "'"));
+}
+
+}  // namespace
+
 std::size_t ParamView::size() const {
   std::size_t n = 1;
   for (std::size_t dim : shape) n *= dim;
@@ -31,10 +55,11 @@ Layout Layout::of(std::span<const ParamView> params) {
     if (!names.insert(p.name).second)
       throw LayoutError(str_cat("parameter name '", p.name, "' is used twice (#", i, ")"));
     if (p.data == nullptr) throw LayoutError(str_cat("parameter '", p.name, "' has a null data pointer"));
-    if (p.size() == 0)
+    const std::size_t n = checked_count(p.name, p.shape);
+    if (n == 0)
       throw LayoutError(str_cat("parameter '", p.name, "' has no elements (shape ", shape_to_string(p.shape), ")"));
-    layout.entries_.push_back({p.name, p.shape, "float32", layout.total_size_, p.size()});
-    layout.total_size_ += p.size();
+    layout.entries_.push_back({p.name, p.shape, "float32", layout.total_size_, n});
+    add_elements(layout.total_size_, n, p.name);
   }
   if (layout.entries_.empty()) throw LayoutError("the parameter list is empty");
   return layout;
@@ -96,12 +121,11 @@ Layout Layout::from_json(const nlohmann::json& j) {
       e.shape = p.at("shape").get<std::vector<std::size_t>>();
       e.dtype = p.at("dtype").get<std::string>();
       e.offset = p.at("offset").get<std::size_t>();
-      e.size = 1;
-      for (std::size_t d : e.shape) e.size *= d;
+      e.size = checked_count(e.name, e.shape);
       if (e.offset != layout.total_size_)
         throw LayoutError(str_cat("layout entry '", e.name, "' has offset ", e.offset, ", expected ",
                                   layout.total_size_));
-      layout.total_size_ += e.size;
+      add_elements(layout.total_size_, e.size, e.name);
       layout.entries_.push_back(std::move(e));
     }
     if (layout.total_size_ != j.at("total_size").get<std::size_t>())
