@@ -1,7 +1,12 @@
 // Checkpoint files: round trip, atomic writes, and every kind of broken file
 // refused with the file named.
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <filesystem>
@@ -142,16 +147,31 @@ TEST_CASE("a failed save names the path and leaves the previous checkpoint valid
   const fs::path path = dir.path() / "c.ckpt";
   platoon::save_checkpoint(path, model.layout, model.flat, {{"step", 1}});
 
-  // The temporary file cannot be created: a folder stands in its place.
-  const fs::path temp = fs::path(path.string() + ".tmp." + std::to_string(::getpid()));
-  fs::create_directory(temp);
+  // Writing the temporary file fails half-way: in a child limited to a
+  // 100-byte file size (RLIMIT_FSIZE; the write then fails with EFBIG).
   std::vector<float> newer(model.flat.size(), 7.0f);
-  CHECK_THROWS_WITH_AS(platoon::save_checkpoint(path, model.layout, newer, {{"step", 2}}),
-                       doctest::Contains(path.c_str()), platoon::ResourceError);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit small{100, 100};
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    try {
+      platoon::save_checkpoint(path, model.layout, newer, {{"step", 2}});
+    } catch (const platoon::ResourceError& e) {
+      std::_Exit(std::string(e.what()).find(path.string()) != std::string::npos ? 0 : 2);
+    }
+    std::_Exit(1);  // it did not fail
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // ResourceError naming the path
   const platoon::Checkpoint kept = platoon::load_checkpoint(path);
   CHECK(kept.values == model.flat);
   CHECK(kept.metadata.at("step") == 1);
-  fs::remove(temp);
+  for (const auto& entry : fs::directory_iterator(dir.path()))  // the temporary file is gone
+    CHECK(entry.path().filename() == "c.ckpt");
 
   // Overwriting works once the way is clear, and replaces the content.
   platoon::save_checkpoint(path, model.layout, newer, {{"step", 2}});

@@ -3,7 +3,13 @@
 // that overflow, requests nested deep enough to exhaust the stack.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstring>
+#include <thread>
 #include <fstream>
 
 #include "platoon/common/error.hpp"
@@ -120,4 +126,44 @@ TEST_CASE("layout and checkpoint sizes that overflow are refused with FileError 
   CHECK_THROWS_WITH_AS(
       Layout::of(std::vector<ParamView>{{"w", one.data(), {std::size_t{1} << 40, std::size_t{1} << 40}}}),
       doctest::Contains("too large"), LayoutError);
+}
+
+TEST_CASE("a checkpoint's temporary file never follows a planted symlink, nor blocks on a planted FIFO") {
+  TempDir dir;
+  const auto path = dir.path() / "job.ckpt";
+  const auto victim = dir.path() / "victim.txt";
+  std::ofstream(victim) << "precious";
+  std::vector<float> w{1, 2, 3};
+  const Layout layout = Layout::of(std::vector<ParamView>{{"w", w.data(), {3}}});
+  // The name an attacker can predict: "<path>.tmp.<pid>".
+  std::filesystem::create_symlink(victim, str_cat(path.string(), ".tmp.", ::getpid()));
+  save_checkpoint(path, layout, w, nullptr);
+  std::ifstream in(victim);
+  std::string text;
+  in >> text;
+  CHECK(text == "precious");
+  CHECK(load_checkpoint(path).values == w);
+
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const auto fifo = str_cat(path.string(), ".tmp.", ::getpid());
+    if (::mkfifo(fifo.c_str(), 0600) != 0) std::_Exit(2);
+    try {
+      save_checkpoint(path, layout, w, nullptr);
+    } catch (...) {
+      std::_Exit(3);
+    }
+    std::_Exit(0);
+  }
+  int status = -1;
+  for (int i = 0; i < 500 && ::waitpid(child, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (status == -1) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    FAIL("save_checkpoint blocked for 5 s on a FIFO planted at its temporary file's name");
+  }
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

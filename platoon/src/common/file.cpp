@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
@@ -36,19 +37,31 @@ int Fd::close() {
 
 void write_file_atomically(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,
                            unsigned mode) {
-  const std::filesystem::path temp = str_cat(path.string(), ".tmp.", ::getpid());
+  // The temporary file is created exclusively (O_EXCL, O_NOFOLLOW): whatever
+  // another user planted at its name (a symlink to a file of theirs, a FIFO)
+  // is never opened. The name has a random part, so that nobody can plant it
+  // in advance, and a clash is retried with another one.
+  std::random_device random;
+  std::filesystem::path temp;
+  Fd fd;
+  int err = 0;
+  for (int attempt = 0; attempt < 16 && fd.get() < 0; ++attempt) {
+    temp = str_cat(path.string(), ".tmp.", ::getpid(), ".", std::hex, random(), random());
+    const int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    err = errno;
+    fd = Fd(raw);
+    if (raw < 0 && err != EEXIST) break;
+  }
+  if (fd.get() < 0) {  // the temporary file was not created: nothing to remove
+    throw ResourceError(str_cat("cannot write ", path, ": creating ", temp, " failed: ", errno_text(err)));
+  }
   auto fail = [&](const std::string& step, int err) {
     ::unlink(temp.c_str());
     throw ResourceError(str_cat("cannot write ", path, ": ", step, " failed: ", errno_text(err)));
   };
 
   {
-    Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (fd.get() < 0) {
-      const int err = errno;  // the temporary file was not created: nothing to remove
-      throw ResourceError(str_cat("cannot write ", path, ": creating ", temp, " failed: ", errno_text(err)));
-    }
-    // O_CREAT does not change the mode of a file left over by an earlier run.
+    // The umask may have narrowed the mode; set exactly what was asked.
     if (::fchmod(fd.get(), mode) != 0) fail("fchmod", errno);
     for (std::string_view part : parts) {
       while (!part.empty()) {

@@ -30,7 +30,8 @@ class Fd {
 };
 
 /// Writes the concatenation of `parts` to `path` atomically, with file mode
-/// `mode` (temporary file "<path>.tmp.<pid>", fsync, rename, fsync of the
+/// `mode` (a temporary file "<path>.tmp.<pid>.<random>" created exclusively,
+/// never through a link, then fsync, rename, fsync of the
 /// directory). Throws ResourceError naming the path and the system's reason.
 /// Used for checkpoints and key files.
 void write_file_atomically(const std::filesystem::path& path, std::initializer_list<std::string_view> parts,

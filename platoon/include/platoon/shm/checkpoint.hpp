@@ -25,7 +25,8 @@ namespace platoon {
 
 /// Writes `values` (laid out by `layout`) and free-form `metadata` (job id,
 /// time, step count...) to `path`, atomically: the data goes to
-/// "<path>.tmp.<pid>" (mode 0600), is flushed to disk, then renamed over
+/// "<path>.tmp.<pid>.<random>" (mode 0600, created exclusively, never
+/// through a link), is flushed to disk, then renamed over
 /// `path`, and the directory is flushed. A reader sees either the old file or
 /// the new one, never a partial file. Throws LayoutError when values.size()
 /// differs from layout.total_size(), ResourceError naming the path when the
