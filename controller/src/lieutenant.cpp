@@ -175,7 +175,7 @@ struct Lieutenant::Impl {
 
   WorkerInfo& registered(const protocol::Request& r) {
     if (!r.worker_id.is_number_integer())
-      throw ProtocolError(str_cat("worker_id ", r.worker_id.dump(), " is not a registered worker id"));
+      throw ProtocolError(str_cat("worker_id ", protocol::quote(r.worker_id), " is not a registered worker id"));
     const int id = r.worker_id.get<int>();
     auto it = workers.find(id);
     if (it == workers.end())
@@ -282,7 +282,7 @@ struct Lieutenant::Impl {
     } catch (const ProtocolError& e) {
       return protocol::error_reply("bad-request", e.what());
     } catch (const std::exception& e) {
-      log.error("handle_control failed for request ", r.req.dump(), ": ", e.what());
+      log.error("handle_control failed for request ", protocol::quote(r.req), ": ", e.what());
       return protocol::error_reply("handler-error", e.what());
     }
   }

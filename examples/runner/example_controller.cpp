@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "flags.hpp"
+#include "platoon/channel/protocol.hpp"
 #include "platoon/common/error.hpp"
 
 namespace platoon::examples {
@@ -35,7 +36,7 @@ json ExampleController::handle_control(const json& req, const WorkerInfo& worker
     }
     return {{"action", "train"}, {"minibatches", d.minibatches}};
   }
-  if (!req.is_object()) throw Error(str_cat("unknown request ", req.dump()));
+  if (!req.is_object()) throw Error(str_cat("unknown request ", protocol::quote(req)));
   if (req.contains("valid_error")) {
     validating_worker_.reset();
     if (req.at("valid_error").is_null()) {  // a synchronous group lost a peer while validating
@@ -69,7 +70,7 @@ json ExampleController::handle_control(const json& req, const WorkerInfo& worker
     log().info(line);
     return "ok";
   }
-  throw Error(str_cat("unknown request ", req.dump()));
+  throw Error(str_cat("unknown request ", protocol::quote(req)));
 }
 
 void ExampleController::on_worker_lost(const WorkerInfo& worker, const std::string& reason) {

@@ -13,13 +13,16 @@
 #include <fstream>
 
 #include "platoon/common/error.hpp"
+#include "platoon/channel/protocol.hpp"
 #include "platoon/common/params.hpp"
+#include "platoon/lieutenant.hpp"
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/shm/shm_object.hpp"
 #include "test_support.hpp"
 
 using namespace platoon;
+namespace protocol = platoon::protocol;
 using platoon::testing::TempDir;
 using platoon::testing::unique_name;
 
@@ -166,4 +169,37 @@ TEST_CASE("a checkpoint's temporary file never follows a planted symlink, nor bl
   }
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+namespace {
+class ThrowingController : public platoon::Lieutenant {
+ public:
+  ThrowingController() : Lieutenant(platoon::testing::test_controller_options()) {}
+
+ protected:
+  nlohmann::json handle_control(const nlohmann::json&, const platoon::WorkerInfo&, const nlohmann::json&) override {
+    throw std::runtime_error("this handler fails on every request");
+  }
+};
+}  // namespace
+
+TEST_CASE("a request nested 400 000 deep gets an error reply; the controller's stack survives") {
+  ThrowingController controller;
+  const nlohmann::json reg = nlohmann::json::parse(controller.handle_frame(
+      R"({"worker_id": "h:1", "req": "platoon-register", "req_info": {"pid": 1, "host": "h"}})"));
+  REQUIRE(reg.contains("worker_id"));
+  // Under the 1 MiB limit: [[[[ ... ]]]] as "req", from a registered worker.
+  const std::string deep = std::string(400'000, '[') + std::string(400'000, ']');
+  const std::string frame = str_cat(R"({"worker_id": )", reg["worker_id"].dump(), R"(, "req": )", deep, "}");
+  const nlohmann::json reply = nlohmann::json::parse(controller.handle_frame(frame));
+  REQUIRE(platoon::protocol::is_error_reply(reply));
+  CHECK(reply["platoon_error"]["kind"] == "bad-request");
+  CHECK(reply["platoon_error"]["message"].get<std::string>().find("nested deeper than") != std::string::npos);
+  // A long request that the handler refuses is logged, but not whole.
+  const std::string wide = str_cat(R"({"worker_id": )", reg["worker_id"].dump(), R"(, "req": ")",
+                                   std::string(500'000, 'x'), R"("})");
+  const nlohmann::json refused = nlohmann::json::parse(controller.handle_frame(wide));
+  CHECK(refused["platoon_error"]["kind"] == "handler-error");
+  CHECK_THROWS_WITH_AS(protocol::parse_request(std::string(100, '[') + std::string(100, ']')),
+                       doctest::Contains("nested deeper than 64"), ProtocolError);
 }

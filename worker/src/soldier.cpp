@@ -181,7 +181,7 @@ Soldier::Soldier(Options options) {
     impl_->controller.start_ticks = reply.at("controller").at("start_ticks").get<std::uint64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw ProtocolError(str_cat("controller at ", impl_->options.endpoint, " sent a malformed registration reply ",
-                                reply.dump(), ": ", e.what()));
+                                protocol::quote(reply), ": ", e.what()));
   }
   impl_->log.set_tag(str_cat("worker ", impl_->worker_id));
   impl_->start_heartbeat();

@@ -78,7 +78,7 @@ bool WorkerGroup::join() {
       rank = place.at("rank").get<int>();
       segment = place.at("segment").get<std::string>();
     } catch (const nlohmann::json::exception& e) {
-      throw ProtocolError(str_cat("malformed group placement ", place.dump(), ": ", e.what()));
+      throw ProtocolError(str_cat("malformed group placement ", protocol::quote(place), ": ", e.what()));
     }
     try {
       collective_ = ShmCollective::attach(segment, rank, slot_, settings_.collective_timeout);

@@ -18,7 +18,13 @@ Request parse_request(std::string_view frame, std::size_t max_bytes) {
     throw ProtocolError(str_cat("request of ", frame.size(), " bytes exceeds the limit of ", max_bytes, " bytes"));
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(frame);
+    // The nesting is bounded while parsing: everything that walks the value
+    // later (dump, compare) recurses, and a deep one would exhaust the stack.
+    j = nlohmann::json::parse(frame, [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > static_cast<int>(kMaxNestingDepth))
+        throw ProtocolError(str_cat("request is nested deeper than ", kMaxNestingDepth, " levels"));
+      return true;
+    });
   } catch (const nlohmann::json::parse_error& e) {
     throw ProtocolError(str_cat("request is not valid JSON: ", e.what()));
   }
@@ -35,6 +41,14 @@ Request parse_request(std::string_view frame, std::size_t max_bytes) {
   if (!(r.worker_id.is_number_integer() || r.worker_id.is_string()))
     throw ProtocolError(str_cat("request 'worker_id' must be an integer or a string, got ", r.worker_id.type_name()));
   return r;
+}
+
+std::string quote(const nlohmann::json& value, std::size_t max_chars) {
+  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (text.size() <= max_chars) return text;
+  const std::size_t total = text.size();
+  text.resize(max_chars);
+  return str_cat(text, "... (", total, " characters)");
 }
 
 std::string encode_request(const nlohmann::json& worker_id, const nlohmann::json& req,

@@ -40,6 +40,9 @@ inline constexpr std::string_view kFrameworkPrefix = "platoon-";
 /// The default limit on the size of one request, in bytes.
 inline constexpr std::size_t kDefaultMaxMessageBytes = std::size_t{1} << 20;
 
+/// The deepest nesting of arrays and objects a request may have.
+inline constexpr std::size_t kMaxNestingDepth = 64;
+
 /// A parsed request.
 struct Request {
   nlohmann::json worker_id;
@@ -51,9 +54,14 @@ struct Request {
 };
 
 /// Parses and validates one request frame. Throws platoon::ProtocolError
-/// saying what is wrong: larger than `max_bytes`, not JSON, not an object,
-/// no "worker_id" or "req", or an unexpected key.
+/// saying what is wrong: larger than `max_bytes`, nested deeper than
+/// kMaxNestingDepth, not JSON, not an object, no "worker_id" or "req", or
+/// an unexpected key.
 Request parse_request(std::string_view frame, std::size_t max_bytes = kDefaultMaxMessageBytes);
+
+/// `value` as JSON text for a log line or an error message: at most
+/// `max_chars` characters (then "... (N characters)"), invalid UTF-8 replaced.
+std::string quote(const nlohmann::json& value, std::size_t max_chars = 200);
 
 /// Serializes a request into one frame.
 std::string encode_request(const nlohmann::json& worker_id, const nlohmann::json& req,
