@@ -358,6 +358,10 @@ void Lieutenant::init_control(const std::string& endpoint) {
   auto socket = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::router);
   socket->set(zmq::sockopt::linger, 0);
   socket->set(zmq::sockopt::router_mandatory, 1);
+  // A frame over the limit is refused as it arrives (the peer is
+  // disconnected), never received whole first: no sender can make the
+  // controller hold more than the limit per connection.
+  socket->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(impl_->options.max_message_bytes));
   if (curve.enabled()) {
     socket->set(zmq::sockopt::zap_domain, "platoon");
     socket->set(zmq::sockopt::curve_server, 1);

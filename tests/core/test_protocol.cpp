@@ -95,7 +95,9 @@ TEST_CASE("over real sockets, bad requests get errors while a worker keeps worki
   raw.set(zmq::sockopt::linger, 0);
   raw.set(zmq::sockopt::rcvtimeo, 5000);
   raw.connect(served.endpoint());
-  const std::vector<std::string> bad_requests{"\x01\x02 not json", "[]", R"({"req": 1})", std::string(2 << 20, 'x')};
+  // (A frame over the size limit gets no reply at all: see test_untrusted_input.cpp.)
+  const std::vector<std::string> bad_requests{"\x01\x02 not json", "[]", R"({"req": 1})",
+                                              std::string(200, '[') + std::string(200, ']')};
   for (const std::string& bad : bad_requests) {
     raw.send(zmq::buffer(bad), zmq::send_flags::none);
     zmq::message_t reply;

@@ -12,6 +12,9 @@
 #include <thread>
 #include <fstream>
 
+#include <zmq.hpp>
+
+#include "platoon/channel/control_client.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/channel/protocol.hpp"
 #include "platoon/common/params.hpp"
@@ -202,4 +205,21 @@ TEST_CASE("a request nested 400 000 deep gets an error reply; the controller's s
   CHECK(refused["platoon_error"]["kind"] == "handler-error");
   CHECK_THROWS_WITH_AS(protocol::parse_request(std::string(100, '[') + std::string(100, ']')),
                        doctest::Contains("nested deeper than 64"), ProtocolError);
+}
+
+TEST_CASE("a frame over the size limit is dropped as it arrives, not received whole and then refused") {
+  ThrowingController controller;
+  platoon::testing::ServedController served(controller);
+  zmq::context_t context;
+  zmq::socket_t sender(context, zmq::socket_type::req);
+  sender.set(zmq::sockopt::linger, 0);
+  sender.connect(served.endpoint());
+  const std::string big(4 << 20, ' ');  // 4 MiB against the default limit of 1 MiB
+  sender.send(zmq::buffer(big), zmq::send_flags::none);
+  zmq::pollitem_t item{static_cast<void*>(sender), 0, ZMQ_POLLIN, 0};
+  // ZMQ_MAXMSGSIZE makes the controller drop the connection: no reply comes.
+  CHECK(zmq::poll(&item, 1, std::chrono::milliseconds(1500)) == 0);
+  // And everyone else is still served.
+  platoon::ControlClient client(served.endpoint(), std::chrono::seconds(5));
+  CHECK(client.request("anyone", "platoon-status").contains("job_id"));
 }

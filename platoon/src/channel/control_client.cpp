@@ -20,6 +20,8 @@ struct ControlClient::Impl {
   void open() {
     socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::req);
     socket->set(zmq::sockopt::linger, 0);
+    // Replies are small JSON values; a peer that sends more is not a controller.
+    socket->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxReplyBytes));
     if (curve.enabled()) {
       socket->set(zmq::sockopt::curve_serverkey, curve.server_public_key);
       socket->set(zmq::sockopt::curve_publickey, curve.client.public_key);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,10 @@ namespace platoon {
 /// stays usable. Not thread-safe: one client per thread.
 class ControlClient {
  public:
+  /// The largest reply accepted (64 MiB): a larger one is dropped as it
+  /// arrives, and the request then times out.
+  static constexpr std::size_t kMaxReplyBytes = std::size_t{64} << 20;
+
   /// `endpoint` is a ZeroMQ endpoint such as "tcp://127.0.0.1:5567".
   /// `curve` holds keys when the controller requires CURVE (see security.hpp).
   ControlClient(std::string endpoint, std::chrono::milliseconds timeout, CurveClientKeys curve = {});
