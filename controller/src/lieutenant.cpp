@@ -16,6 +16,7 @@
 #include "platoon/common/error.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/shm/shm_object.hpp"
+#include "channel/poll.hpp"
 #include "channel/zap_authenticator.hpp"
 #include "group_coordinator.hpp"
 
@@ -432,7 +433,7 @@ void Lieutenant::serve() {
       impl_->log.info("every worker has left: job ", impl_->job_id, " is over");
       break;
     }
-    zmq::poll(items, n_items, impl_->options.tick);
+    detail::poll_for(items, n_items, impl_->options.tick);
     if (n_items == 2 && (items[1].revents & POLLIN)) {
       const int signo = signals.read_signal();
       impl_->log.info("received ", signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "a signal",

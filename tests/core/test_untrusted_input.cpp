@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <thread>
@@ -222,4 +223,45 @@ TEST_CASE("a frame over the size limit is dropped as it arrives, not received wh
   // And everyone else is still served.
   platoon::ControlClient client(served.endpoint(), std::chrono::seconds(5));
   CHECK(client.request("anyone", "platoon-status").contains("job_id"));
+}
+
+namespace {
+std::atomic<int> handled_signals{0};
+void count_signal(int) { handled_signals.fetch_add(1); }
+}  // namespace
+
+TEST_CASE("a handled signal interrupts no wait: serve() and every request go on") {
+  // A handler without SA_RESTART, as profilers and language runtimes install them.
+  struct sigaction action {};
+  action.sa_handler = count_signal;
+  sigemptyset(&action.sa_mask);
+  struct sigaction previous {};
+  REQUIRE(::sigaction(SIGUSR1, &action, &previous) == 0);
+
+  ThrowingController controller;
+  platoon::testing::ServedController served(controller);
+  std::atomic<bool> firing{true};
+  std::thread storm([&] {
+    while (firing.load()) {
+      ::kill(::getpid(), SIGUSR1);  // any thread may take it: the serving one, or the client's
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+  });
+  platoon::ControlClient client(served.endpoint(), std::chrono::seconds(5));
+  int answered = 0, asked = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (int i = 0; std::chrono::steady_clock::now() < until; ++i, ++asked) {
+    try {
+      if (client.request("anyone", "platoon-status").contains("job_id")) ++answered;
+    } catch (const std::exception& e) {
+      MESSAGE("request " << i << " failed: " << std::string(e.what()));
+    }
+  }
+  firing.store(false);
+  storm.join();
+  CHECK(answered == asked);
+  CHECK(handled_signals.load() > 100);  // the storm did reach this process
+  served.stop();
+  CHECK_NOTHROW(served.rethrow());  // serve() ended because it was asked to, not by EINTR
+  ::sigaction(SIGUSR1, &previous, nullptr);
 }

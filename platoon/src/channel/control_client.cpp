@@ -1,6 +1,9 @@
 #include "platoon/channel/control_client.hpp"
 
+#include <cerrno>
 #include <zmq.hpp>
+
+#include "poll.hpp"
 
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
@@ -61,17 +64,32 @@ nlohmann::json ControlClient::request(const nlohmann::json& worker_id, const nlo
   zmq::socket_t& socket = *impl_->socket;
   // Sending on a REQ socket does not block: the frame is queued until a peer
   // connects, so the only wait is for the reply, bounded below.
-  socket.send(zmq::buffer(frame), zmq::send_flags::none);
+  while (true) {
+    try {
+      socket.send(zmq::buffer(frame), zmq::send_flags::none);
+      break;
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;  // a handled signal: send again
+    }
+  }
 
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  const int ready = zmq::poll(&item, 1, timeout);
+  const int ready = detail::poll_for(&item, 1, timeout);
   if (ready == 0) {
     impl_->open();  // a REQ socket waiting for a reply cannot send again
     throw TimeoutError(str_cat("controller at ", impl_->endpoint, " did not answer '", req.dump(), "' within ",
                                timeout.count(), " ms (is it running?)"));
   }
   zmq::message_t reply;
-  (void)socket.recv(reply, zmq::recv_flags::none);
+  // The reply is there (poll said so): this does not block.
+  while (true) {
+    try {
+      (void)socket.recv(reply, zmq::recv_flags::none);
+      break;
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
   nlohmann::json j = nlohmann::json::parse(reply.to_string_view(), nullptr, false);
   if (j.is_discarded())
     throw ProtocolError(str_cat("controller at ", impl_->endpoint, " sent a reply that is not JSON"));

@@ -1,5 +1,7 @@
 #include "zap_authenticator.hpp"
 
+#include "poll.hpp"
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -41,7 +43,7 @@ void ZapAuthenticator::run() {
   try {
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
     while (!stop_.load()) {
-      if (zmq::poll(&item, 1, kPollInterval) > 0) answer_one();
+      if (detail::poll_for(&item, 1, kPollInterval) > 0) answer_one();
     }
   } catch (const zmq::error_t& e) {
     // ETERM: the context is shutting down, which ends the handler too.
