@@ -3,6 +3,8 @@
 // that overflow, requests nested deep enough to exhaust the stack.
 #include <doctest/doctest.h>
 
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -264,4 +266,34 @@ TEST_CASE("a handled signal interrupts no wait: serve() and every request go on"
   served.stop();
   CHECK_NOTHROW(served.rethrow());  // serve() ended because it was asked to, not by EINTR
   ::sigaction(SIGUSR1, &previous, nullptr);
+}
+
+TEST_CASE("a full /dev/shm: creating a segment is a ResourceError with the sizes, and nothing is left") {
+  // In a private mount namespace, /dev/shm is a tmpfs of 1 MiB.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m") != 0)
+      std::_Exit(77);  // no namespaces here
+    std::vector<float> big(1 << 20);  // 4 MiB of parameters
+    const Layout layout = Layout::of(std::vector<ParamView>{{"w", big.data(), {big.size()}}});
+    int code = 1;
+    try {
+      SharedSegment::create("platoon-full-test", "full", layout, ProcessId::self());
+    } catch (const ResourceError& e) {
+      const std::string what = e.what();
+      code = what.find("bytes needed") != std::string::npos && what.find("bytes free") != std::string::npos ? 0 : 2;
+    }
+    if (std::filesystem::exists("/dev/shm/platoon-full-test")) code = 3;
+    std::_Exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) {
+    MESSAGE("skipped: no private mount namespace here (unshare(CLONE_NEWNS) needs root or user namespaces)");
+    return;
+  }
+  CHECK(WEXITSTATUS(status) == 0);  // 1: no error; 2: without the sizes; 3: left behind
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "platoon/common/error.hpp"
+#include "platoon/shm/shm_object.hpp"
 
 namespace bip = boost::interprocess;
 
@@ -206,6 +207,12 @@ SharedSegment SharedSegment::create(const std::string& name, const std::string& 
     // The umask may have narrowed the mode; owner-only is what we want anyway.
     ::fchmod(shm.get_mapping_handle().handle, S_IRUSR | S_IWUSR);
     shm.truncate(static_cast<bip::offset_t>(total_bytes));
+    try {
+      reserve_shm_space(shm.get_mapping_handle().handle, name, total_bytes);
+    } catch (const ResourceError&) {
+      remove(name);
+      throw;
+    }
     bip::mapped_region region(shm, bip::read_write);
     // Fill the header before bind(), which reads the offsets from it.
     auto* h = new (region.get_address()) Header{};

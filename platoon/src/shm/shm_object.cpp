@@ -25,6 +25,18 @@ std::string free_bytes_text() {
 }
 }  // namespace
 
+void reserve_shm_space(int fd, const std::string& name, std::size_t bytes) {
+  // tmpfs reserves nothing on ftruncate: a write to an unreserved page of a
+  // full /dev/shm would be SIGBUS later, far from here.
+  if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes)); err != 0) {
+    if (err == ENOSPC)
+      throw ResourceError(str_cat("cannot create shared-memory object ", name, ": /dev/shm has not enough space: ",
+                                  bytes, " bytes needed, ", free_bytes_text(), " bytes free"));
+    throw ResourceError(
+        str_cat("cannot create shared-memory object ", name, ": reserving ", bytes, " bytes failed: ", errno_text(err)));
+  }
+}
+
 ShmObject ShmObject::create(const std::string& name, std::size_t bytes) {
   if (bytes == 0) throw ResourceError(str_cat("shared-memory object ", name, ": cannot create an empty object"));
   Fd fd(::shm_open(object_path(name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
@@ -34,11 +46,11 @@ ShmObject ShmObject::create(const std::string& name, std::size_t bytes) {
     ::shm_unlink(object_path(name).c_str());
     throw ResourceError(str_cat("cannot create shared-memory object ", name, ": ", what));
   };
-  // tmpfs reserves nothing on ftruncate: reserve the pages now.
-  if (const int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes)); err != 0) {
-    if (err == ENOSPC)
-      fail(str_cat("/dev/shm has not enough space: ", bytes, " bytes needed, ", free_bytes_text(), " bytes free"));
-    fail(str_cat("reserving ", bytes, " bytes failed: ", errno_text(err)));
+  try {
+    reserve_shm_space(fd.get(), name, bytes);
+  } catch (const ResourceError&) {
+    ::shm_unlink(object_path(name).c_str());
+    throw;
   }
   void* data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (data == MAP_FAILED) fail(str_cat("mmap of ", bytes, " bytes failed: ", errno_text(errno)));

@@ -8,6 +8,11 @@
 
 namespace platoon {
 
+/// Reserves the first `bytes` of the open shared-memory file `fd` (object
+/// `name`), so that a full /dev/shm is a ResourceError here, naming the bytes
+/// needed and free, rather than a SIGBUS at the first write.
+void reserve_shm_space(int fd, const std::string& name, std::size_t bytes);
+
 /// A mapping of one named POSIX shared-memory object ("/dev/shm/<name>").
 /// Move-only; unmapping never removes the name (see remove()).
 class ShmObject {
