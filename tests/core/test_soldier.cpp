@@ -170,3 +170,32 @@ TEST_CASE("workers syncing concurrently on many chunks keep local + center sums"
     CHECK(total == doctest::Approx(4 * 2.0 + 50 * 0.01 * (1 + 2 + 3)).epsilon(1e-4));
   }
 }
+
+TEST_CASE("a worker that a new controller does not know learns it on both of its threads, without a race") {
+  auto first = std::make_unique<StopController>();
+  auto served = std::make_unique<ServedController>(*first);
+  const std::string endpoint = served->endpoint();
+  const int port = std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+  Soldier::Options options = options_for(*served);
+  options.heartbeat_interval = std::chrono::milliseconds(5);
+  options.heartbeat_timeout = std::chrono::seconds(5);
+  Soldier soldier(options);
+  served.reset();  // the controller goes away, its socket closed ...
+  first.reset();
+  StopController second;  // ... and another takes its port: it knows no worker
+  ServedController again(second, port);
+  // The heartbeat thread and this one both get "not registered" now; the
+  // first to see it writes the reason, and TSan checks that nothing races.
+  std::string what;
+  for (int i = 0; i < 2000 && what.empty(); ++i) {
+    try {
+      soldier.send_req("ping");
+    } catch (const platoon::PeerLostError& e) {
+      what = e.what();
+    } catch (const platoon::ErrorReply& e) {
+      what = e.what();
+    }
+  }
+  CHECK(soldier.controller_lost());
+  CHECK(what.find("is lost") != std::string::npos);
+}

@@ -45,12 +45,12 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-/// Runs a controller's serve() on a thread bound to a free loopback port;
-/// stops and joins it when destroyed.
+/// Runs a controller's serve() on a thread bound to a loopback port (a free
+/// one by default); stops and joins it when destroyed.
 class ServedController {
  public:
-  explicit ServedController(Lieutenant& controller) : controller_(controller) {
-    controller_.init_control(0);
+  explicit ServedController(Lieutenant& controller, int port = 0) : controller_(controller) {
+    controller_.init_control(port);
     thread_ = std::thread([this] {
       try {
         controller_.serve();

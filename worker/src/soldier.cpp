@@ -51,8 +51,12 @@ struct Soldier::Impl {
   std::mutex heartbeat_mutex;
   std::condition_variable heartbeat_wake;
   bool heartbeat_stop = false;
+  // Why the controller is lost: both threads may find out at once (a dropped
+  // worker's heartbeat and its next request), so the first one writes it,
+  // under the mutex, and everyone reads a copy.
+  std::mutex lost_mutex;
   std::atomic<bool> controller_lost{false};
-  std::string controller_lost_reason;  // written before controller_lost is set
+  std::string controller_lost_reason;
 
   explicit Impl(Options opts)
       : options(std::move(opts)),
@@ -102,17 +106,28 @@ struct Soldier::Impl {
   }
 
   void on_controller_lost(const std::string& reason) {
-    controller_lost_reason = str_cat("controller of job ", job_id, " at ", options.endpoint, " is lost: ", reason);
-    controller_lost.store(true);
+    std::string why;
+    {
+      std::lock_guard lock(lost_mutex);
+      if (controller_lost.load()) return;  // the other thread said it first
+      controller_lost_reason = str_cat("controller of job ", job_id, " at ", options.endpoint, " is lost: ", reason);
+      why = controller_lost_reason;
+      controller_lost.store(true);
+    }
     if (options.on_controller_lost == Options::OnControllerLost::exit_process) {
-      log.error(controller_lost_reason, "; exiting with code ", kExitControllerLost);
+      log.error(why, "; exiting with code ", kExitControllerLost);
       std::_Exit(kExitControllerLost);  // the job is over for this worker, whatever it was doing
     }
-    log.error(controller_lost_reason);
+    log.error(why);
   }
 
-  void check_controller() const {
-    if (controller_lost.load()) throw PeerLostError(controller_lost_reason);
+  std::string lost_reason() {
+    std::lock_guard lock(lost_mutex);
+    return controller_lost_reason;
+  }
+
+  void check_controller() {
+    if (controller_lost.load()) throw PeerLostError(lost_reason());
   }
 
   nlohmann::json framework(std::string_view name, const nlohmann::json& info = nullptr) {
@@ -201,7 +216,7 @@ nlohmann::json Soldier::send_req(const nlohmann::json& req, const nlohmann::json
     // the job has gone on without this worker.
     if (e.kind() != "not-registered") throw;
     impl_->on_controller_lost(str_cat("the controller dropped this worker: ", e.what()));
-    throw PeerLostError(impl_->controller_lost_reason);
+    throw PeerLostError(impl_->lost_reason());
   }
 }
 
@@ -308,7 +323,7 @@ bool Soldier::init_group(GroupState& state) {
       if (e.kind() == "layout-mismatch") throw LayoutError(e.what());
       if (e.kind() != "not-registered") throw;
       impl_->on_controller_lost(str_cat("the controller dropped this worker: ", e.what()));
-      throw PeerLostError(impl_->controller_lost_reason);
+      throw PeerLostError(impl_->lost_reason());
     }
   };
   impl_->group = std::make_unique<detail::WorkerGroup>(std::move(settings), state, std::move(ask), impl_->log);
