@@ -199,3 +199,11 @@ TEST_CASE("a worker that a new controller does not know learns it on both of its
   CHECK(soldier.controller_lost());
   CHECK(what.find("is lost") != std::string::npos);
 }
+
+TEST_CASE("a sync thread count out of range is refused with the range, before anything starts") {
+  StopController controller;
+  ServedController served(controller);
+  Soldier::Options options = options_for(served);
+  options.sync_threads = static_cast<std::size_t>(-1);  // what "--sync-threads -1" became
+  CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains("must be in 1..256"), platoon::Error);
+}

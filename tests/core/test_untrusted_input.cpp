@@ -20,6 +20,7 @@
 #include "platoon/channel/control_client.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/channel/protocol.hpp"
+#include "platoon/channel/security.hpp"
 #include "platoon/common/params.hpp"
 #include "platoon/lieutenant.hpp"
 #include "platoon/shm/checkpoint.hpp"
@@ -296,4 +297,53 @@ TEST_CASE("a full /dev/shm: creating a segment is a ResourceError with the sizes
     return;
   }
   CHECK(WEXITSTATUS(status) == 0);  // 1: no error; 2: without the sizes; 3: left behind
+}
+
+namespace {
+class OptionsController : public platoon::Lieutenant {
+ public:
+  explicit OptionsController(Options options) : Lieutenant(std::move(options)) {}
+
+ protected:
+  nlohmann::json handle_control(const nlohmann::json&, const platoon::WorkerInfo&, const nlohmann::json&) override {
+    return "ok";
+  }
+};
+}  // namespace
+
+TEST_CASE("SIGTERM to a controller with CURVE ends it cleanly: serve() returns, nothing is killed") {
+  TempDir dir;
+  const auto ready = dir.path() / "ready";
+  const auto ended = dir.path() / "ended";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    try {
+      Lieutenant::Options options = platoon::testing::test_controller_options();
+      options.handle_signals = true;  // as a real controller: SIGTERM ends serve()
+      options.curve.server = CurveKeyPair::generate();
+      options.curve.allowed_client_public_keys = {CurveKeyPair::generate().public_key};
+      OptionsController controller(options);
+      controller.init_control(0);  // starts the ZAP thread
+      std::ofstream(ready) << "ok";
+      controller.serve();
+      std::ofstream(ended) << "serve returned";
+    } catch (const std::exception& e) {
+      std::ofstream(ready) << "error: " << e.what();
+      std::_Exit(2);
+    }
+    std::_Exit(0);
+  }
+  for (int i = 0; i < 1000 && !std::filesystem::exists(ready); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(std::filesystem::exists(ready));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  INFO(std::string(std::istreambuf_iterator<char>(std::ifstream(ready).rdbuf()), {}));
+  ::kill(child, SIGTERM);  // process-directed: any thread that does not block it may take it
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK_FALSE(WIFSIGNALED(status));  // before: killed by SIGTERM in the ZAP thread
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(std::filesystem::exists(ended));
 }

@@ -9,6 +9,7 @@
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/channel/control_client.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/common/thread.hpp"
 #include "platoon/process/process.hpp"
 #include "platoon/channel/protocol.hpp"
 #include "task_pool.hpp"
@@ -67,7 +68,7 @@ struct Soldier::Impl {
 
   void start_heartbeat() {
     if (options.heartbeat_interval.count() <= 0) return;
-    heartbeat = std::thread([this] { heartbeat_loop(); });
+    heartbeat = start_thread_without_signals([this] { heartbeat_loop(); });
   }
 
   void stop_heartbeat() {

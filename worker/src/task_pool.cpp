@@ -1,18 +1,37 @@
 #include "task_pool.hpp"
 
+#include <system_error>
+
+#include "platoon/common/error.hpp"
+#include "platoon/common/log.hpp"
+#include "platoon/common/thread.hpp"
+
 namespace platoon::detail {
 
 TaskPool::TaskPool(std::size_t threads) {
-  for (std::size_t i = 1; i < threads; ++i) helpers_.emplace_back([this] { helper_loop(); });
+  if (threads == 0 || threads > kMaxThreads)
+    throw Error(str_cat("a sync thread count must be in 1..", kMaxThreads, ", got ", threads));
+  try {
+    for (std::size_t i = 1; i < threads; ++i)
+      helpers_.push_back(start_thread_without_signals([this] { helper_loop(); }));
+  } catch (const std::system_error& e) {
+    // The threads started so far must be stopped before the members go.
+    stop_helpers();
+    throw ResourceError(str_cat("cannot start ", threads - 1, " sync threads (", helpers_.size(),
+                                " started): ", e.what()));
+  }
 }
 
-TaskPool::~TaskPool() {
+TaskPool::~TaskPool() { stop_helpers(); }
+
+void TaskPool::stop_helpers() noexcept {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
-  for (auto& t : helpers_) t.join();
+  for (auto& t : helpers_)
+    if (t.joinable()) t.join();
 }
 
 void TaskPool::work() {

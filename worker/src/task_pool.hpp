@@ -16,6 +16,12 @@ namespace platoon::detail {
 class TaskPool {
  public:
   /// `threads` >= 1 counts the caller.
+  /// The most threads a pool runs (the calling thread included).
+  static constexpr std::size_t kMaxThreads = 256;
+
+  /// Starts threads - 1 helpers. Throws Error for 0 or more than kMaxThreads,
+  /// ResourceError when the system refuses a thread (those started are
+  /// stopped and joined first).
   explicit TaskPool(std::size_t threads);
   ~TaskPool();
   TaskPool(const TaskPool&) = delete;
@@ -32,6 +38,8 @@ class TaskPool {
  private:
   void work();      // runs tasks of the current batch until none is left
   void helper_loop();
+
+  void stop_helpers() noexcept;
 
   std::vector<std::thread> helpers_;
   std::mutex mutex_;

@@ -1,5 +1,6 @@
 #include "zap_authenticator.hpp"
 
+#include "platoon/common/thread.hpp"
 #include "poll.hpp"
 
 #include <array>
@@ -31,7 +32,7 @@ ZapAuthenticator::ZapAuthenticator(zmq::context_t& context, const std::vector<st
   } catch (const zmq::error_t& e) {
     throw ResourceError(str_cat("cannot start the CURVE authenticator: binding ", kZapEndpoint, " failed: ", e.what()));
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = start_thread_without_signals([this] { run(); });
 }
 
 ZapAuthenticator::~ZapAuthenticator() {
