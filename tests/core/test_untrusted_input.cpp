@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include "platoon/channel/security.hpp"
 #include "platoon/common/params.hpp"
 #include "platoon/lieutenant.hpp"
+#include "platoon/collective/shm_collective.hpp"
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/shm/shm_object.hpp"
@@ -346,4 +348,47 @@ TEST_CASE("SIGTERM to a controller with CURVE ends it cleanly: serve() returns, 
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(std::filesystem::exists(ended));
+}
+
+TEST_CASE("stale-object reclaim removes only what a dead controller owned, whatever its format") {
+  // A dead controller: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) std::_Exit(0);
+  REQUIRE(::waitpid(child, nullptr, 0) == child);
+  const ProcessId dead{child, 1};
+  const ProcessId live = ProcessId::self();
+
+  const std::string job = unique_name("reclaim");
+  // A live job's companions (a slot), one of a format this build cannot read,
+  // their dead twins, and bytes whose owner nobody can tell.
+  ShmObject live_slot = create_slot(str_cat("platoon-", job, ".slot-w0"), 16, live);
+  ShmObject dead_slot = create_slot(str_cat("platoon-", job, "-dead.slot-w0"), 16, dead);
+  auto foreign = [](const std::string& name, const ProcessId& owner) {
+    ShmObject o = ShmObject::create(name, 4096);
+    auto* b = static_cast<unsigned char*>(o.data());
+    std::memcpy(b, "PLATOON9", 8);
+    const std::uint32_t version = 7;
+    std::memcpy(b + 8, &version, 4);
+    std::memcpy(b + 16, &owner.pid, 8);
+    std::memcpy(b + 24, &owner.start_ticks, 8);
+    return o;
+  };
+  ShmObject live_future = foreign(str_cat("platoon-", job, ".future"), live);
+  ShmObject dead_future = foreign(str_cat("platoon-", job, "-dead.future"), dead);
+  ShmObject garbage = ShmObject::create(str_cat("platoon-", job, ".garbage"), 64);
+  std::memset(garbage.data(), 0x5a, 64);
+
+  const std::vector<std::string> removed = SharedSegment::reclaim_dead(platoon::Logger("test"));
+  auto gone = [&](const ShmObject& o) { return std::find(removed.begin(), removed.end(), o.name()) != removed.end(); };
+  CHECK_FALSE(gone(live_slot));
+  CHECK_FALSE(gone(live_future));  // another version, but its controller lives
+  CHECK_FALSE(gone(garbage));      // no owner to judge: kept
+  CHECK(gone(dead_slot));
+  CHECK(gone(dead_future));
+  const SegmentInfo info = SharedSegment::inspect(live_future.name());
+  CHECK(info.owner_known);
+  CHECK(info.controller.pid == live.pid);
+  CHECK_FALSE(info.problem.empty());  // unreadable as a segment, yet judged by its owner
+  for (const ShmObject* o : {&live_slot, &live_future, &garbage}) ShmObject::remove(o->name());
 }

@@ -4,15 +4,16 @@
 //   platoon-shm                  table of every segment: name, job, controller
 //                                pid, alive/dead, ready, size, layout summary
 //   platoon-shm --layout NAME    the full layout of one segment
-//   platoon-shm --remove-dead    removes segments whose controller is dead, and
-//                                unreadable ones older than a minute
+//   platoon-shm --remove-dead    removes the objects whose controller is dead
+//                                (whatever their format); keeps the others
 //   platoon-shm --remove NAME    removes one segment
 //   --json                       machine-readable output for any of the above
 //   --match TEXT                 only segments whose name contains TEXT
 //
 // NAME is a segment name as listed ("platoon-<job id>") or a job id.
 //
-// Exit codes: 0 done; 1 bad usage (including a NAME that names no segment).
+// Exit codes: 0 done; 1 bad usage (including a NAME that names no segment);
+// 3 a removal failed.
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -35,8 +36,7 @@ namespace {
 
 constexpr int kExitOk = 0;
 constexpr int kExitUsage = 1;
-/// An unreadable segment younger than this may still be being created.
-constexpr auto kUnreadableGrace = std::chrono::minutes(1);
+constexpr int kExitRemoveFailed = 3;
 
 constexpr const char* kUsage = R"(usage: platoon-shm [--json] [--match TEXT]
        platoon-shm --layout NAME [--json]
@@ -48,8 +48,10 @@ Lists the shared-memory segments of platoon jobs on this host.
   (no action)       a table: name, job, controller pid, alive/dead, ready,
                     size, layout summary (parameters, values)
   --layout NAME     the full layout of one segment
-  --remove-dead     remove the segments whose controller is dead, and the
-                    unreadable ones older than a minute
+  --remove-dead     remove the objects (segments, and jobs' group segments,
+                    slots and data) whose controller is positively dead,
+                    whatever their format; anything whose owner cannot be
+                    read is reported and kept
   --remove NAME     remove one segment (processes that mapped it keep it)
   --match TEXT      only the segments whose name contains TEXT
   --json            machine-readable output
@@ -57,7 +59,8 @@ Lists the shared-memory segments of platoon jobs on this host.
 
 NAME is a segment name as listed ("platoon-<job id>") or a job id.
 
-Exit codes: 0 done; 1 bad usage, or NAME names no segment.
+Exit codes: 0 done; 1 bad usage, or NAME names no segment; 3 a removal
+failed (another user's object, say).
 )";
 
 class UsageError : public std::runtime_error {
@@ -141,16 +144,8 @@ std::string human_bytes(std::size_t bytes) {
   return out.str();
 }
 
-/// How old the segment's file is (its header may be unreadable).
-std::optional<std::chrono::seconds> file_age(const std::string& name) {
-  std::error_code ec;
-  const auto written = fs::last_write_time(fs::path("/dev/shm") / name, ec);
-  if (ec) return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::seconds>(fs::file_time_type::clock::now() - written);
-}
-
 std::string state_of(const platoon::SegmentInfo& info) {
-  if (!info.problem.empty()) return "unreadable";
+  if (!info.owner_known) return "unreadable";
   return info.controller.alive() ? "alive" : "dead";
 }
 
@@ -251,45 +246,43 @@ int remove_dead(const Options& o) {
   json removed = json::array(), kept = json::array(), failed = json::array();
   for (const auto& name : segments(o.match)) {
     const platoon::SegmentInfo info = platoon::SharedSegment::inspect(name);
-    std::string reason;
-    if (info.problem.empty()) {
-      if (info.controller.alive()) continue;  // a running job's: not ours to touch
-      reason = platoon::str_cat("job ", info.job_id, ", controller pid ", info.controller.pid, " is dead");
-    } else {
-      const auto age = file_age(name);
-      if (!age || *age < kUnreadableGrace) {
+    const std::string reason = platoon::stale_reason(info);
+    if (reason.empty()) {
+      // A running job's, or one whose owner cannot be read: not ours to touch.
+      if (!info.owner_known)
         kept.push_back({{"name", name},
-                        {"reason", platoon::str_cat("unreadable (", info.problem, ") but only ",
-                                                    age ? age->count() : 0, " s old: it may still be being created")}});
-        continue;
-      }
-      reason = platoon::str_cat("unreadable (", info.problem, "), ", age->count(), " s old");
+                        {"reason", platoon::str_cat("its owner cannot be read (", info.problem,
+                                                    "): kept; remove it by name if you know it is stale")}});
+      continue;
     }
     if (platoon::SharedSegment::remove(name)) removed.push_back({{"name", name}, {"reason", reason}});
     else failed.push_back({{"name", name}, {"reason", reason + "; could not remove it (another user's?)"}});
   }
   if (o.json) {
     std::cout << json{{"removed", removed}, {"kept", kept}, {"failed", failed}}.dump(2) << "\n";
-    return kExitOk;
+    return failed.empty() ? kExitOk : kExitRemoveFailed;
   }
   for (const auto& r : removed) std::cout << "removed " << r["name"].get<std::string>() << ": " << r["reason"].get<std::string>() << "\n";
   for (const auto& k : kept) std::cout << "kept " << k["name"].get<std::string>() << ": " << k["reason"].get<std::string>() << "\n";
   for (const auto& f : failed) std::cout << "failed " << f["name"].get<std::string>() << ": " << f["reason"].get<std::string>() << "\n";
   if (removed.empty() && kept.empty() && failed.empty()) std::cout << "no dead segments\n";
-  return kExitOk;
+  return failed.empty() ? kExitOk : kExitRemoveFailed;
 }
 
 int remove_one(const Options& o) {
   const std::string name = resolve(o.name);
   const platoon::SegmentInfo info = platoon::SharedSegment::inspect(name);
-  const bool live = info.problem.empty() && info.controller.alive();
+  const bool live = info.owner_known && info.controller.alive();
   const bool ok = platoon::SharedSegment::remove(name);
   if (o.json) {
     std::cout << json{{"name", name}, {"removed", ok}, {"controller_alive", live}}.dump(2) << "\n";
-    return kExitOk;
+    return ok ? kExitOk : kExitRemoveFailed;
   }
-  if (!ok) std::cout << "could not remove " << name << " (gone already, or another user's)\n";
-  else if (live)
+  if (!ok) {
+    std::cout << "could not remove " << name << " (gone already, or another user's)\n";
+    return kExitRemoveFailed;
+  }
+  if (live)
     std::cout << "removed " << name << " although its controller (pid " << info.controller.pid
               << ") is alive: processes that mapped it keep it, new workers cannot join\n";
   else std::cout << "removed " << name << "\n";

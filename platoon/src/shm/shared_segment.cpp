@@ -312,6 +312,13 @@ SegmentInfo SharedSegment::inspect(const std::string& name) {
       return info;
     }
     bip::mapped_region region(shm, bip::read_only);
+    // The owner first, from the prefix every platoon object shares.
+    if (info.bytes >= 32 && std::memcmp(region.get_address(), "PLATOON", 7) == 0) {
+      const auto* base = static_cast<const unsigned char*>(region.get_address());
+      std::memcpy(&info.controller.pid, base + 16, sizeof info.controller.pid);
+      std::memcpy(&info.controller.start_ticks, base + 24, sizeof info.controller.start_ticks);
+      info.owner_known = true;
+    }
     info.problem = header_problem(region.get_address(), info.bytes);
     if (!info.problem.empty()) return info;
     const auto& h = *static_cast<const Header*>(region.get_address());
@@ -347,22 +354,18 @@ std::vector<std::string> SharedSegment::list() {
   return names;
 }
 
-std::vector<std::string> SharedSegment::reclaim_dead(const Logger& log, std::chrono::seconds min_age) {
+std::string stale_reason(const SegmentInfo& info) {
+  if (!info.owner_known || info.controller.alive()) return {};
+  return str_cat(info.job_id.empty() ? std::string("its job") : str_cat("job ", info.job_id), " is over: controller pid ",
+                 info.controller.pid, " is gone");
+}
+
+std::vector<std::string> SharedSegment::reclaim_dead(const Logger& log) {
   std::vector<std::string> removed;
   for (const std::string& name : list()) {
-    const SegmentInfo info = inspect(name);
-    std::string why;
-    if (info.problem.empty()) {
-      if (!info.controller.alive())
-        why = str_cat("its job ", info.job_id, " is over: controller pid ", info.controller.pid, " is gone");
-    } else {
-      std::error_code ec;
-      const auto written = std::filesystem::last_write_time(std::filesystem::path("/dev/shm") / name, ec);
-      if (!ec && std::filesystem::file_time_type::clock::now() - written > min_age)
-        why = str_cat("its header is unreadable (", info.problem, ")");
-    }
+    const std::string why = stale_reason(inspect(name));
     if (!why.empty() && remove(name)) {
-      log.warn("reclaimed stale shared-memory segment ", name, ": ", why);
+      log.warn("reclaimed stale shared-memory object ", name, ": ", why);
       removed.push_back(name);
     }
   }

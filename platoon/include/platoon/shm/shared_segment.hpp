@@ -38,7 +38,19 @@ struct SegmentInfo {
   std::int64_t created_unix_ms = 0;
   std::optional<Layout> layout;  ///< absent when the header is unreadable
   std::string problem;           ///< why the header is unreadable, else empty
+  /// Whether `controller` was read: every platoon object (this segment, and
+  /// a job's group segments, slots and shared data, of any format version)
+  /// starts with "PLATOON", a version, a state and its controller's pid and
+  /// start time at bytes 16 and 24, so its owner is known even when the rest
+  /// of its header is not readable by this build.
+  bool owner_known = false;
 };
+
+/// Why `info`'s object may be removed as stale, or an empty string when it
+/// must be kept: only an object whose controller is positively dead (its pid
+/// gone, or reused by another process) is stale, whatever its format. One
+/// whose owner cannot be read is kept.
+std::string stale_reason(const SegmentInfo& info);
 
 /// A scoped hold on one or more chunk locks; releases them when destroyed.
 /// Move-only.
@@ -88,15 +100,14 @@ class SharedSegment {
   /// Returns false if there was nothing to remove.
   static bool remove(const std::string& name) noexcept;
 
-  /// Names of every platoon segment on this host.
+  /// Names of every platoon object on this host ("/dev/shm/platoon-*").
   static std::vector<std::string> list();
 
-  /// Removes the segments whose controller is no longer alive, and those
-  /// whose header is unreadable and that are older than `min_age` (a segment
-  /// being created has an unfinished header for a moment). Each removal is
-  /// logged as a warning. Returns the names removed.
-  static std::vector<std::string> reclaim_dead(const Logger& log,
-                                               std::chrono::seconds min_age = std::chrono::seconds(60));
+  /// Removes every platoon object of this host (segments, and jobs' group
+  /// segments, slots and shared data) that stale_reason() calls stale: its
+  /// controller is positively dead. Anything else is kept, whatever its
+  /// format. Each removal is logged as a warning. Returns the names removed.
+  static std::vector<std::string> reclaim_dead(const Logger& log);
 
   /// The segment name platoon uses for a job.
   static std::string name_for_job(const std::string& job_id);
