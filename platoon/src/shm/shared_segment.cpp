@@ -108,7 +108,7 @@ bool region_end(std::uint64_t offset, std::uint64_t count, std::uint64_t unit, s
 // Every size is read from outside: the arithmetic is checked, and the regions
 // (header, layout text, locks, data) must follow each other in that order,
 // aligned, inside the mapping. Returns the problem, or an empty string.
-std::string header_problem(const void* base, std::size_t size) {
+std::string header_problem_of(const void* base, std::size_t size) {
   if (size < sizeof(Header)) return str_cat("segment is ", size, " bytes, smaller than a platoon header");
   const auto& h = *static_cast<const Header*>(base);
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return "not a platoon segment (bad magic)";
@@ -274,7 +274,7 @@ SharedSegment SharedSegment::attach(const std::string& name, const Layout& expec
     bip::offset_t size = 0;
     shm.get_size(size);
     bip::mapped_region region(shm, bip::read_write);
-    if (std::string problem = header_problem(region.get_address(), static_cast<std::size_t>(size));
+    if (std::string problem = header_problem_of(region.get_address(), static_cast<std::size_t>(size));
         !problem.empty())
       throw LayoutError(str_cat("shared-memory segment '", name, "' is refused: ", problem));
     impl->bind(std::move(region));
@@ -319,7 +319,7 @@ SegmentInfo SharedSegment::inspect(const std::string& name) {
       std::memcpy(&info.controller.start_ticks, base + 24, sizeof info.controller.start_ticks);
       info.owner_known = true;
     }
-    info.problem = header_problem(region.get_address(), info.bytes);
+    info.problem = header_problem_of(region.get_address(), info.bytes);
     if (!info.problem.empty()) return info;
     const auto& h = *static_cast<const Header*>(region.get_address());
     info.job_id = std::string(h.job_id, strnlen(h.job_id, kJobIdBytes));
@@ -352,6 +352,11 @@ std::vector<std::string> SharedSegment::list() {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+std::string segment_header_problem(const void* base, std::size_t size) {
+  if (base == nullptr) return str_cat("segment is ", size, " bytes, smaller than a platoon header");
+  return header_problem_of(base, size);
 }
 
 std::string stale_reason(const SegmentInfo& info) {

@@ -46,6 +46,12 @@ struct SegmentInfo {
   bool owner_known = false;
 };
 
+/// Checks a parameter segment's header from raw bytes (the object's real
+/// size): magic, version, every region inside `size` without overflow, in
+/// order and aligned, then the checksum. Returns the problem, or an empty
+/// string. What inspect() and attach() use, and the fuzz target.
+std::string segment_header_problem(const void* base, std::size_t size);
+
 /// Why `info`'s object may be removed as stale, or an empty string when it
 /// must be kept: only an object whose controller is positively dead (its pid
 /// gone, or reused by another process) is stale, whatever its format. One
