@@ -3,6 +3,8 @@
 //   platoon_test_job controller --port-file F --workers N --steps K --result R
 //   platoon_test_job worker --endpoint E --index I --size S --tau T --alpha A
 //                    [--chunk C] [--hang-in-sync MARKER] [--step-ms M] [--silent]
+//   (either role) --usr1-handler 1   installs a SIGUSR1 handler (no SA_RESTART), as
+//                                    profilers and language runtimes do
 //
 // Each worker adds g_I[j] = 0.001 * (I + 1) * (j % 7 + 1) to its values at
 // every step and syncs with EASGD every T steps. EASGD conserves
@@ -10,7 +12,10 @@
 //   center[j] + sum_I local_I[j] = (N + 1) * 1.0 + K * sum_I g_I[j]
 // (every value starts at 1.0: the first worker's initial value). The
 // controller writes the center and the reported locals to R for the test.
+#include <signal.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cmath>
 #include <cstdlib>
@@ -180,6 +185,9 @@ int run_worker(const std::map<std::string, std::string>& flags) {
 
 }  // namespace
 
+volatile std::sig_atomic_t usr1_count = 0;
+void count_usr1(int) { usr1_count = usr1_count + 1; }
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: platoon_test_job controller|worker --flag value ...\n";
@@ -187,6 +195,12 @@ int main(int argc, char** argv) {
   }
   try {
     const auto flags = parse_flags(argc, argv);
+    if (flags.contains("--usr1-handler")) {
+      struct sigaction action {};
+      action.sa_handler = count_usr1;
+      sigemptyset(&action.sa_mask);
+      ::sigaction(SIGUSR1, &action, nullptr);
+    }
     const std::string role = argv[1];
     if (role == "controller") return run_controller(flags);
     if (role == "worker") return run_worker(flags);

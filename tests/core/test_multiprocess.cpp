@@ -1,6 +1,10 @@
 // Real processes: a controller and several workers of platoon_test_job (see
 // job_main.cpp), talking over loopback TCP and sharing a real segment.
 #include <doctest/doctest.h>
+
+#include <atomic>
+#include <csignal>
+#include <optional>
 #include <signal.h>
 
 #include <fstream>
@@ -43,10 +47,12 @@ class Job {
  public:
   Job(int workers, int steps) : workers_(workers), steps_(steps) {}
 
-  void start_controller() {
-    controller_ = spawn("controller", {"controller", "--port-file", (dir_.path() / "port").string(), "--workers",
-                                       std::to_string(workers_), "--steps", std::to_string(steps_), "--result",
-                                       result_path().string()});
+  void start_controller(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"controller", "--port-file", (dir_.path() / "port").string(), "--workers",
+                                  std::to_string(workers_), "--steps", std::to_string(steps_), "--result",
+                                  result_path().string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    controller_ = spawn("controller", args);
     REQUIRE(wait_for_file(dir_.path() / "port", 10s));
     endpoint_ = read_file(dir_.path() / "port");
   }
@@ -102,6 +108,29 @@ class Job {
   std::vector<ChildProcess> workers_procs_;
 };
 
+
+// EASGD conserves center + sum of locals: at the end every element must be
+// (N + 1) * 1.0 + K * sum_i g_i, whatever the order of the syncs.
+void check_easgd_conserved(const json& result, int workers, int steps, std::size_t size) {
+  REQUIRE(result["reports"].size() == static_cast<std::size_t>(workers));
+  const auto center = result["center"].get<std::vector<float>>();
+  REQUIRE(center.size() == size);
+  std::vector<std::vector<float>> locals(workers);
+  for (const auto& r : result["reports"]) locals[r["index"].get<int>()] = r["local"].get<std::vector<float>>();
+  bool center_moved = false;
+  for (std::size_t j = 0; j < size; ++j) {
+    double g_sum = 0, total = center[j];
+    for (int i = 0; i < workers; ++i) {
+      g_sum += 0.001 * (i + 1) * (j % 7 + 1);
+      total += locals[i][j];
+    }
+    const double expected = (workers + 1) * 1.0 + steps * g_sum;
+    CHECK(total == doctest::Approx(expected).epsilon(1e-4));
+    center_moved = center_moved || std::abs(center[j] - 1.0f) > 1e-3f;
+  }
+  CHECK(center_moved);
+}
+
 }  // namespace
 
 TEST_CASE("a controller and 4 worker processes: EASGD keeps center + locals exact, all exit 0") {
@@ -124,24 +153,7 @@ TEST_CASE("a controller and 4 worker processes: EASGD keeps center + locals exac
   REQUIRE(controller_status);
   CHECK(controller_status->success());
 
-  const json result = json::parse(read_file(job.result_path()));
-  REQUIRE(result["reports"].size() == kWorkers);
-  const auto center = result["center"].get<std::vector<float>>();
-  REQUIRE(center.size() == kSize);
-  std::vector<std::vector<float>> locals(kWorkers);
-  for (const auto& r : result["reports"]) locals[r["index"].get<int>()] = r["local"].get<std::vector<float>>();
-  bool center_moved = false;
-  for (std::size_t j = 0; j < kSize; ++j) {
-    double g_sum = 0, total = center[j];
-    for (int i = 0; i < kWorkers; ++i) {
-      g_sum += 0.001 * (i + 1) * (j % 7 + 1);
-      total += locals[i][j];
-    }
-    const double expected = (kWorkers + 1) * 1.0 + kSteps * g_sum;
-    CHECK(total == doctest::Approx(expected).epsilon(1e-4));
-    center_moved = center_moved || std::abs(center[j] - 1.0f) > 1e-3f;
-  }
-  CHECK(center_moved);
+  check_easgd_conserved(json::parse(read_file(job.result_path())), kWorkers, kSteps, kSize);
   // The controller removed the job's segment at the end.
   for (const auto& name : platoon::SharedSegment::list())
     CHECK(platoon::SharedSegment::inspect(name).job_id.find(std::to_string(job.controller().pid())) ==
@@ -281,4 +293,41 @@ TEST_CASE("a controller killed with SIGKILL: every worker exits with the error")
   (void)platoon::SharedSegment::reclaim_dead(platoon::Logger("test"));
   const auto names = platoon::SharedSegment::list();
   CHECK(std::find(names.begin(), names.end(), segment) == names.end());
+}
+
+TEST_CASE("a signal storm (a handled SIGUSR1, SIGCHLD, SIGWINCH) on every process: the job ends with nothing lost") {
+  constexpr int kWorkers = 2, kSteps = 150, kSize = 1000;
+  Job job(kWorkers, kSteps);
+  job.start_controller({"--usr1-handler", "1"});
+  job.workers().reserve(kWorkers);
+  job.start_worker(0, {"--usr1-handler", "1", "--step-ms", "10", "--heartbeat-ms", "20"});
+  job.wait_params_ready();
+  job.start_worker(1, {"--usr1-handler", "1", "--step-ms", "10", "--heartbeat-ms", "20"});
+  wait_until_registered(job.endpoint(), kWorkers);  // their handlers are in place by then
+  std::vector<pid_t> pids{job.controller().pid()};
+  for (auto& w : job.workers()) pids.push_back(w.pid());
+  std::atomic<bool> storming{true};
+  std::atomic<int> sent{0};
+  std::thread storm([&] {
+    while (storming.load()) {
+      for (const pid_t pid : pids)
+        for (const int signo : {SIGUSR1, SIGCHLD, SIGWINCH})
+          if (::kill(pid, signo) == 0) sent.fetch_add(1);
+      std::this_thread::sleep_for(2ms);  // about 500 of each per second
+    }
+  });
+  std::vector<std::optional<platoon::ExitStatus>> ends;
+  for (auto& w : job.workers()) ends.push_back(w.wait_for(60s));
+  storming.store(false);
+  storm.join();
+  INFO(job.logs());
+  for (const auto& end : ends) {
+    REQUIRE(end);
+    CHECK(end->describe() == "exited with code 0");
+  }
+  const auto controller_status = job.controller().wait_for(20s);
+  REQUIRE(controller_status);
+  CHECK(controller_status->success());
+  CHECK(sent.load() > 1000);
+  check_easgd_conserved(json::parse(read_file(job.result_path())), kWorkers, kSteps, kSize);
 }
