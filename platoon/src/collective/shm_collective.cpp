@@ -11,8 +11,10 @@
 #include <cstring>
 #include <thread>
 
+#include "platoon/common/checksum.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
+#include "platoon/shm/object_prefix.hpp"
 #include "platoon/shm/shm_object.hpp"
 
 #if defined(__x86_64__)
@@ -43,7 +45,7 @@ constexpr char kMagic[8] = {'P', 'L', 'A', 'T', 'O', 'O', 'N', 'G'};
 constexpr char kSlotMagic[8] = {'P', 'L', 'A', 'T', 'O', 'O', 'N', 'S'};
 constexpr std::uint32_t kVersion = 1;
 constexpr std::uint32_t kStateReady = 2;
-constexpr std::size_t kPage = 4096;
+constexpr std::size_t kPage = kShmPage;
 constexpr std::size_t kJobIdBytes = 128;
 constexpr std::uint32_t kRetired = 0xffffffffu;
 // Below this many bytes all_reduce takes the one-pass path.
@@ -60,12 +62,7 @@ std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to *
 // The fixed header. Its first 32 bytes have the same shape as the parameter
 // segment's (magic, version, state, controller pid, controller start time), so
 // that the stale-segment tools can judge any platoon segment by its owner.
-struct Header {
-  char magic[8];
-  std::uint32_t version;
-  std::atomic<std::uint32_t> state;
-  std::int64_t controller_pid;
-  std::uint64_t controller_start_ticks;
+struct Header : ObjectPrefix {
   std::uint64_t epoch;
   std::uint64_t size;          // ranks
   std::uint64_t ranks_offset;  // RankBlock[size]
@@ -82,12 +79,7 @@ static_assert(sizeof(Header) <= kPage);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // A slot's header: the common prefix, then its size. The floats start at kPage.
-struct SlotHeader {
-  char magic[8];
-  std::uint32_t version;
-  std::atomic<std::uint32_t> state;
-  std::int64_t controller_pid;
-  std::uint64_t controller_start_ticks;
+struct SlotHeader : ObjectPrefix {
   std::uint64_t elements;
 };
 static_assert(sizeof(SlotHeader) <= kPage);
@@ -129,22 +121,12 @@ const char* kind_name(Kind k) {
   return "collective";
 }
 
-std::uint64_t fnv1a(std::uint64_t hash, const void* data, std::size_t n) {
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) {
-    hash ^= bytes[i];
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
 std::uint64_t header_checksum(const Header& h) {
-  std::uint64_t hash = 14695981039346656037ull;
-  hash = fnv1a(hash, h.magic, sizeof h.magic);
-  hash = fnv1a(hash, &h.version, sizeof h.version);
+  std::uint64_t hash = fnv1a(h.magic, sizeof h.magic);
+  hash = fnv1a(&h.version, sizeof h.version, hash);
   const auto* from = reinterpret_cast<const char*>(&h.controller_pid);
   const auto* to = reinterpret_cast<const char*>(&h.checksum);
-  return fnv1a(hash, from, static_cast<std::size_t>(to - from));
+  return fnv1a(from, static_cast<std::size_t>(to - from), hash);
 }
 
 // a * b + c without wrapping; false on overflow.
@@ -246,10 +228,7 @@ ShmObject create_slot(const std::string& name, std::size_t elements, const Proce
     throw Error(str_cat("slot ", name, ": ", elements, " floats is too large"));
   ShmObject object = ShmObject::create(name, bytes);
   auto* h = new (object.data()) SlotHeader{};
-  std::memcpy(h->magic, kSlotMagic, sizeof kSlotMagic);
-  h->version = kVersion;
-  h->controller_pid = controller.pid;
-  h->controller_start_ticks = controller.start_ticks;
+  h->init(kSlotMagic, kVersion, 0, controller);
   h->elements = elements;
   h->state.store(kStateReady, std::memory_order_release);
   return object;
@@ -305,10 +284,7 @@ GroupSegment GroupSegment::create(const std::string& name, const std::string& jo
   impl->epoch = epoch;
   auto* base = static_cast<char*>(impl->object.data());
   auto* h = new (base) Header{};
-  std::memcpy(h->magic, kMagic, sizeof kMagic);
-  h->version = kVersion;
-  h->controller_pid = controller.pid;
-  h->controller_start_ticks = controller.start_ticks;
+  h->init(kMagic, kVersion, 0, controller);
   h->epoch = epoch;
   h->size = n;
   h->ranks_offset = ranks_offset;

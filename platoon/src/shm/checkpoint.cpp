@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 
+#include "platoon/common/checksum.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/file.hpp"
 #include "platoon/common/log.hpp"
@@ -26,14 +27,7 @@ constexpr char kMagic[8] = {'P', 'L', 'A', 'T', 'O', 'O', 'N', 'C'};
 constexpr std::uint32_t kVersion = 1;
 constexpr std::size_t kPrefixBytes = sizeof(kMagic) + 4 + 8;  // magic, version, header length
 
-std::uint64_t fnv1a64(std::string_view bytes) {
-  std::uint64_t hash = 0xcbf29ce484222325ULL;
-  for (const char c : bytes) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 0x100000001b3ULL;
-  }
-  return hash;
-}
+std::uint64_t fnv1a64(std::string_view bytes) { return fnv1a(bytes.data(), bytes.size()); }
 
 std::string_view as_bytes(std::span<const float> values) {
   return {reinterpret_cast<const char*>(values.data()), values.size_bytes()};

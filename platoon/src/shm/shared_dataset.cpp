@@ -1,5 +1,7 @@
 #include "platoon/shm/shared_dataset.hpp"
 
+#include "platoon/shm/object_prefix.hpp"
+
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -7,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "platoon/common/checksum.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
 #include "platoon/common/params.hpp"
@@ -19,17 +22,12 @@ constexpr char kMagic[8] = {'P', 'L', 'A', 'T', 'O', 'O', 'N', 'D'};
 constexpr std::uint32_t kVersion = 1;
 constexpr std::uint32_t kStateFilling = 1;
 constexpr std::uint32_t kStateReady = 2;
-constexpr std::size_t kPage = 4096;
+constexpr std::size_t kPage = kShmPage;
 constexpr std::size_t kArrayAlign = 64;
 
 // The first page. The prefix up to controller_start_ticks is the same in
 // every platoon segment.
-struct Header {
-  char magic[8];
-  std::uint32_t version;
-  std::atomic<std::uint32_t> state;
-  std::int64_t controller_pid;
-  std::uint64_t controller_start_ticks;
+struct Header : ObjectPrefix {
   std::int64_t creator_pid;
   std::uint64_t creator_start_ticks;
   std::uint64_t total_bytes;
@@ -40,15 +38,6 @@ struct Header {
   std::uint64_t toc_checksum;  // FNV-1a of the table of contents
 };
 static_assert(sizeof(Header) <= kPage);
-
-std::uint64_t fnv1a(const char* data, std::size_t n) {
-  std::uint64_t hash = 14695981039346656037ull;
-  for (std::size_t i = 0; i < n; ++i) {
-    hash ^= static_cast<unsigned char>(data[i]);
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
 
 bool add_to(std::uint64_t& total, std::uint64_t more) { return !__builtin_add_overflow(total, more, &total); }
 
@@ -229,11 +218,7 @@ SharedDataset SharedDataset::open(const std::string& job_id, const std::string& 
         continue;                                                    // another process was faster
       }
       auto* h = new (d.object_.data()) Header{};
-      std::memcpy(h->magic, kMagic, sizeof kMagic);
-      h->version = kVersion;
-      h->state.store(kStateFilling);
-      h->controller_pid = controller.pid;
-      h->controller_start_ticks = controller.start_ticks;
+      h->init(kMagic, kVersion, kStateFilling, controller);
       const ProcessId self = ProcessId::self();
       h->creator_pid = self.pid;
       h->creator_start_ticks = self.start_ticks;

@@ -13,7 +13,9 @@
 #include <filesystem>
 #include <thread>
 
+#include "platoon/common/checksum.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/shm/object_prefix.hpp"
 #include "platoon/shm/shm_object.hpp"
 
 namespace bip = boost::interprocess;
@@ -26,7 +28,7 @@ constexpr char kMagic[8] = {'P', 'L', 'A', 'T', 'O', 'O', 'N', '1'};
 constexpr std::uint32_t kVersion = 1;
 constexpr std::uint32_t kStateInitializing = 1;
 constexpr std::uint32_t kStateReady = 2;
-constexpr std::size_t kPage = 4096;
+constexpr std::size_t kPage = kShmPage;
 constexpr std::size_t kJobIdBytes = 128;
 constexpr const char* kNamePrefix = "platoon-";
 
@@ -34,12 +36,7 @@ std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to *
 
 // The fixed part of the header. Everything but `state` is written once by
 // the creator before the segment becomes ready and covered by `checksum`.
-struct Header {
-  char magic[8];
-  std::uint32_t version;
-  std::atomic<std::uint32_t> state;
-  std::int64_t controller_pid;
-  std::uint64_t controller_start_ticks;
+struct Header : ObjectPrefix {
   std::int64_t creator_pid;
   std::uint64_t creator_start_ticks;
   std::int64_t created_unix_ms;
@@ -64,24 +61,14 @@ struct alignas(64) ChunkLock {
 };
 static_assert(sizeof(ChunkLock) == 64);
 
-std::uint64_t fnv1a(std::uint64_t hash, const void* data, std::size_t n) {
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) {
-    hash ^= bytes[i];
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
 std::uint64_t header_checksum(const Header& h, const char* layout_text) {
-  std::uint64_t hash = 14695981039346656037ull;
-  hash = fnv1a(hash, h.magic, sizeof h.magic);
-  hash = fnv1a(hash, &h.version, sizeof h.version);
+  std::uint64_t hash = fnv1a(h.magic, sizeof h.magic);
+  hash = fnv1a(&h.version, sizeof h.version, hash);
   // Every field after `state` up to `checksum`.
   const auto* from = reinterpret_cast<const char*>(&h.controller_pid);
   const auto* to = reinterpret_cast<const char*>(&h.checksum);
-  hash = fnv1a(hash, from, static_cast<std::size_t>(to - from));
-  return fnv1a(hash, layout_text, h.layout_bytes);
+  hash = fnv1a(from, static_cast<std::size_t>(to - from), hash);
+  return fnv1a(layout_text, h.layout_bytes, hash);
 }
 
 std::int64_t unix_ms_now() {
@@ -216,11 +203,7 @@ SharedSegment SharedSegment::create(const std::string& name, const std::string& 
     bip::mapped_region region(shm, bip::read_write);
     // Fill the header before bind(), which reads the offsets from it.
     auto* h = new (region.get_address()) Header{};
-    std::memcpy(h->magic, kMagic, sizeof kMagic);
-    h->version = kVersion;
-    h->state.store(kStateInitializing, std::memory_order_relaxed);
-    h->controller_pid = controller.pid;
-    h->controller_start_ticks = controller.start_ticks;
+    h->init(kMagic, kVersion, kStateInitializing, controller);
     const ProcessId self = ProcessId::self();
     h->creator_pid = self.pid;
     h->creator_start_ticks = self.start_ticks;
@@ -313,10 +296,8 @@ SegmentInfo SharedSegment::inspect(const std::string& name) {
     }
     bip::mapped_region region(shm, bip::read_only);
     // The owner first, from the prefix every platoon object shares.
-    if (info.bytes >= 32 && std::memcmp(region.get_address(), "PLATOON", 7) == 0) {
-      const auto* base = static_cast<const unsigned char*>(region.get_address());
-      std::memcpy(&info.controller.pid, base + 16, sizeof info.controller.pid);
-      std::memcpy(&info.controller.start_ticks, base + 24, sizeof info.controller.start_ticks);
+    if (const auto owner = object_owner(region.get_address(), info.bytes)) {
+      info.controller = *owner;
       info.owner_known = true;
     }
     info.problem = header_problem_of(region.get_address(), info.bytes);
