@@ -120,7 +120,7 @@ class LaunchRun {
 
   /// Everything to read when a check fails.
   [[nodiscard]] std::string story() const {
-    return str_cat("---- launcher output\n", output(), "---- record\n", read_text(record_path()));
+    return str_cat("---- launcher output\n", output(), "---- record\n", read_file(record_path()));
   }
 
  private:

@@ -24,7 +24,7 @@ using platoon::testing::eventually;
 using platoon::testing::LaunchRun;
 using platoon::testing::quoted;
 using platoon::testing::read_lines;
-using platoon::testing::read_text;
+using platoon::testing::read_file;
 
 namespace {
 
@@ -178,10 +178,10 @@ TEST_CASE("logs: one timestamped file per process in the run folder, prefixed li
     }
   }
   // The worker's plain lines got a timestamp; the Logger's kept theirs.
-  const std::string worker_log = read_text(run_dir / "worker-1.log");
+  const std::string worker_log = read_file(run_dir / "worker-1.log");
   CHECK(std::regex_search(worker_log, std::regex(R"(Z worker 1 step 1\n)")));
-  CHECK(read_text(run_dir / "controller.log").find("[controller] job ") != std::string::npos);
-  CHECK(read_text(run_dir / "launch.log").find("[launch] started worker-1") != std::string::npos);
+  CHECK(read_file(run_dir / "controller.log").find("[controller] job ") != std::string::npos);
+  CHECK(read_file(run_dir / "launch.log").find("[launch] started worker-1") != std::string::npos);
 
   const std::string out = run.output();
   for (const std::string prefix : {"controller | ", "worker-0   | ", "worker-1   | ", "launch     | "}) {
@@ -233,7 +233,7 @@ TEST_CASE("--restart 1: a worker that fails once is restarted and the job finish
   const std::string out = run.output();
   CHECK(std::regex_search(out, std::regex(R"(worker-1 \(pid \d+\) exited with code 3)")));
   CHECK(out.find("restarting worker-1 (restart 1 of 1)") != std::string::npos);
-  CHECK(read_text(run.run_dir() / "launch.log").find("restarting worker-1") != std::string::npos);
+  CHECK(read_file(run.run_dir() / "launch.log").find("restarting worker-1") != std::string::npos);
   CHECK(run.count("worker 1 start ") == 2);
   CHECK(run.count("worker 1 fail") == 1);
   for (int i = 0; i < 3; ++i) CHECK(run.count(platoon::str_cat("worker ", i, " done")) == 1);

@@ -16,16 +16,10 @@
 
 #include "platoon/process/child_process.hpp"
 #include "platoon/process/process.hpp"
+#include "job_harness.hpp"
 #include "test_support.hpp"
 
 namespace platoon::testing {
-
-inline std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 inline std::vector<std::string> read_lines(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -54,7 +48,7 @@ class ToolRun {
     REQUIRE_MESSAGE(status.has_value(), "the tool did not end within ", timeout.count(), " ms");
     return *status;
   }
-  [[nodiscard]] std::string output() const { return read_text(output_); }
+  [[nodiscard]] std::string output() const { return read_file(output_); }
   ChildProcess& child() { return child_; }
 
  private:
