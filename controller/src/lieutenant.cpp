@@ -10,10 +10,12 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <thread>
 #include <zmq.hpp>
 
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/common/thread.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/shm/shm_object.hpp"
 #include "channel/poll.hpp"
@@ -97,6 +99,12 @@ struct Lieutenant::Impl {
   std::unique_ptr<zmq::socket_t> socket;
   std::optional<SharedSegment> center;  // mapped for checkpoints, once ready
   std::optional<CheckpointSchedule> checkpoints;
+  // Interval checkpoints are taken on a thread of their own: waiting for the
+  // center's locks (a worker may hold one for long: stopped in a debugger, a
+  // long user lock()) and writing a large file must not stop the serving
+  // thread, or every worker's heartbeat would go unanswered.
+  std::thread checkpoint_thread;
+  std::atomic<bool> checkpoint_running{false};
   std::string endpoint;
   int port = 0;
   std::atomic<bool> stop_requested{false};
@@ -123,19 +131,30 @@ struct Lieutenant::Impl {
   }
 
   ~Impl() {
+    if (checkpoint_thread.joinable()) checkpoint_thread.join();
     socket.reset();
     authenticator.reset();
   }
 
-  // Saves the center to the checkpoint path; errors are logged, the job goes on.
-  void save_checkpoint_now(const char* why) {
-    if (!checkpoints || !params_ready) return;
+  // Maps the center for checkpoints (once it is ready); false when it cannot.
+  bool map_center() {
+    if (center) return true;
     try {
-      if (!center) {
-        const SegmentInfo info = SharedSegment::inspect(segment_name());
-        if (!info.layout) throw ResourceError(str_cat("cannot read segment ", segment_name(), ": ", info.problem));
-        center.emplace(SharedSegment::attach(segment_name(), *info.layout, std::chrono::seconds(5)));
-      }
+      const SegmentInfo info = SharedSegment::inspect(segment_name());
+      if (!info.layout) throw ResourceError(str_cat("cannot read segment ", segment_name(), ": ", info.problem));
+      center.emplace(SharedSegment::attach(segment_name(), *info.layout, std::chrono::seconds(5)));
+      return true;
+    } catch (const std::exception& e) {
+      log.error("could not save checkpoint ", options.checkpoint_path, ": ", e.what());
+      return false;
+    }
+  }
+
+  // Copies the center under its locks and writes it to the checkpoint path;
+  // errors are logged, the job goes on. Safe on the checkpoint thread: it
+  // reads only the mapped center and settings fixed before serve().
+  void write_checkpoint(const std::string& why) const {
+    try {
       std::vector<float> values;
       {
         SegmentLock held = center->lock_all(std::chrono::seconds(30), log);
@@ -143,11 +162,29 @@ struct Lieutenant::Impl {
       }
       save_checkpoint(options.checkpoint_path, center->layout(), values,
                       {{"job_id", job_id}, {"saved_at", utc_timestamp()}, {"reason", why}});
-      checkpoints->mark_saved(CheckpointSchedule::Clock::now());
       log.info("saved checkpoint ", options.checkpoint_path, " (", why, ")");
     } catch (const std::exception& e) {
       log.error("could not save checkpoint ", options.checkpoint_path, ": ", e.what());
     }
+  }
+
+  // An interval checkpoint, on the checkpoint thread (one at a time).
+  void start_checkpoint(CheckpointSchedule::Clock::time_point now) {
+    if (!checkpoints || !params_ready || checkpoint_running.load() || !map_center()) return;
+    checkpoints->mark_saved(now);  // the interval counts from the start of this one
+    if (checkpoint_thread.joinable()) checkpoint_thread.join();  // the previous one has ended
+    checkpoint_running.store(true);
+    checkpoint_thread = start_thread_without_signals([this] {
+      write_checkpoint("interval");
+      checkpoint_running.store(false);
+    });
+  }
+
+  // The final checkpoint, on the calling thread, after any running one.
+  void finish_checkpoints() {
+    if (checkpoint_thread.joinable()) checkpoint_thread.join();
+    if (!checkpoints || !params_ready || !map_center()) return;
+    write_checkpoint("end of job");
   }
 
   std::string segment_name() const { return SharedSegment::name_for_job(job_id); }
@@ -446,11 +483,11 @@ void Lieutenant::serve() {
     }
     if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
       impl_->check_workers();
-      if (impl_->checkpoints && impl_->checkpoints->due(now)) impl_->save_checkpoint_now("interval");
+      if (impl_->checkpoints && impl_->checkpoints->due(now)) impl_->start_checkpoint(now);
       next_check = now + impl_->options.tick;
     }
   }
-  impl_->save_checkpoint_now("end of job");
+  impl_->finish_checkpoints();
   impl_->center.reset();
   impl_->group->end();
   impl_->remove_companions();

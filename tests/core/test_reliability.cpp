@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <thread>
 
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/process/child_process.hpp"
@@ -170,4 +171,45 @@ TEST_CASE("binding beyond loopback needs CURVE keys; with them only allowed work
   CHECK_THROWS_AS(Soldier{no_key}, platoon::TimeoutError);
   controller.stop();
   serving.join();
+}
+
+TEST_CASE("a checkpoint waiting for a lock held longer than the heartbeat bound drops no worker") {
+  TempDir dir;
+  const auto path = (dir.path() / "center.ckpt").string();
+  auto options = platoon::testing::test_controller_options();
+  options.checkpoint_path = path;
+  options.checkpoint_interval = 100ms;
+  options.worker_timeout = 1s;
+  EndingController controller(options);
+  ServedController served(controller);
+  Soldier::Options worker = soldier_options(served.endpoint());
+  worker.heartbeat_interval = 50ms;
+  worker.heartbeat_timeout = 700ms;  // the hold below lasts far longer
+  Soldier soldier(worker);
+  std::vector<float> w(64, 3.0f);
+  soldier.init_shared_params({{"w", w.data(), {64}}}, std::make_unique<platoon::EASGD>(0.5f));
+  {
+    auto held = soldier.lock();  // every chunk, as a stopped worker or a long user lock() would
+    { auto values = soldier.central_values(); std::fill(values.begin(), values.end(), 7.0f); }
+    const auto until = std::chrono::steady_clock::now() + 2500ms;
+    while (std::chrono::steady_clock::now() < until) {
+      CHECK(soldier.send_req("ping") == "ok");  // the controller answers meanwhile
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  CHECK_FALSE(soldier.controller_lost());
+  CHECK(controller.workers().size() == 1);
+  // Once the lock is released, a checkpoint completes, with the values written under it.
+  bool saved = false;
+  for (int i = 0; i < 100 && !saved; ++i) {
+    std::this_thread::sleep_for(50ms);
+    try {
+      const platoon::Checkpoint c = platoon::load_checkpoint(path);
+      saved = c.values.size() == 64 && c.values[0] == 7.0f;
+    } catch (const platoon::FileError&) {
+    }
+  }
+  CHECK(saved);
+  soldier.send_req("end");
+  soldier.close();
 }
