@@ -28,9 +28,11 @@
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/shm/shm_object.hpp"
+#include "platoon/soldier.hpp"
 #include "test_support.hpp"
 
 using namespace platoon;
+using platoon::Soldier;
 namespace protocol = platoon::protocol;
 using platoon::testing::TempDir;
 using platoon::testing::unique_name;
@@ -252,6 +254,14 @@ TEST_CASE("a handled signal interrupts no wait: serve() and every request go on"
       std::this_thread::sleep_for(std::chrono::microseconds(300));
     }
   });
+  // A worker whose heartbeat thread runs through the storm (TSan checks that
+  // path in tools/test), and a plain client.
+  Soldier::Options worker;
+  worker.endpoint = served.endpoint();
+  worker.timeout = std::chrono::seconds(5);
+  worker.heartbeat_interval = std::chrono::milliseconds(2);
+  worker.on_controller_lost = Soldier::Options::OnControllerLost::throw_error;
+  Soldier soldier(worker);
   platoon::ControlClient client(served.endpoint(), std::chrono::seconds(5));
   int answered = 0, asked = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -262,6 +272,8 @@ TEST_CASE("a handled signal interrupts no wait: serve() and every request go on"
       MESSAGE("request " << i << " failed: " << std::string(e.what()));
     }
   }
+  CHECK_FALSE(soldier.controller_lost());
+  soldier.close();
   firing.store(false);
   storm.join();
   CHECK(answered == asked);
