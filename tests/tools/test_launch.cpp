@@ -326,3 +326,26 @@ TEST_CASE("--restart of worker 0 before the parameters exist: the new worker 0 c
   CHECK(run.count("worker 1 done") == 1);
   check_nothing_left(run);
 }
+
+TEST_CASE("a second launcher on the first job's port: it exits 1 naming the holder; the first job finishes intact") {
+  LaunchRun first({.workers = 2, .steps = 300, .worker_extra = "--step-ms 10"});
+  REQUIRE(eventually([&] { return first.port() != 0 && !first.segment().empty() && first.count("worker 1 start ") == 1; },
+                     20s));
+  const std::string segment = first.segment();
+  LaunchRun second({.workers = 1, .steps = 5, .launcher_extra = {"--port", std::to_string(first.port())}});
+  const ExitStatus second_status = second.wait();
+  INFO(second.story());
+  CHECK(second_status.code == 1);
+  const std::string out = second.output();
+  CHECK(out.find(platoon::str_cat("port ", first.port(), " is already in use")) != std::string::npos);
+  const auto holder = first.job_processes();
+  REQUIRE(!holder.empty());
+  CHECK(out.find(platoon::str_cat("pid ", holder.front().pid)) != std::string::npos);  // the first controller
+  CHECK(second.count("controller-start") == 0);  // the second controller was never started
+  // The first job's segment survives the second launcher and the job trains to the end.
+  CHECK(fs::exists(fs::path("/dev/shm") / segment));
+  const ExitStatus first_status = first.wait(60s);
+  INFO(first.story());
+  CHECK(first_status.success());
+  for (int i = 0; i < 2; ++i) CHECK(first.count(platoon::str_cat("worker ", i, " done")) == 1);
+}

@@ -48,6 +48,11 @@ constexpr auto kLoopTick = 200ms;
 /// fails to start and says so.
 int free_loopback_port();
 
+/// Who holds TCP `port` on the loopback interface: "" when it is free, else
+/// "pid N (name)" for each process found listening on it (from /proc), or
+/// "another process" when the holder cannot be seen (another user's).
+std::string port_holder(int port);
+
 /// "SIGTERM" for SIGTERM, "signal N" for a number without a name.
 std::string signal_name(int signo);
 
@@ -134,7 +139,13 @@ class Launcher {
       w.env = {str_cat("PLATOON_RUN_DIR=", run_dir_.string()), str_cat("PLATOON_WORKER_INDEX=", i)};
     }
 
-    // 1. The controller, until it answers.
+    // 1. The controller, until it answers. A port that is already taken
+    // belongs to someone else: its controller would answer in ours' stead.
+    if (const std::string holder = port_holder(port_); !holder.empty()) {
+      log_.error("port ", port_, " is already in use by ", holder, ": choose another --port (or none for a free one)");
+      failure_ = str_cat("port ", port_, " is taken");
+      return finish(kExitUsage);
+    }
     if (!start(controller_)) return finish(kExitUsage);
     client_.emplace(endpoint, kStatusTryTimeout);
     const auto start_deadline = Clock::now() + options_.start_timeout;
@@ -145,6 +156,7 @@ class Launcher {
         status = *answer;
         break;
       }
+      if (foreign_controller_) return finish(kExitUsage);
       if (ask_failed_) return finish(kExitTimeout);
       if (auto end = step(0ms)) return finish(*end);
       if (Clock::now() >= start_deadline) {
@@ -153,6 +165,7 @@ class Launcher {
         return finish(kExitTimeout);
       }
     }
+    job_id_ = status.value("job_id", "");
     segment_ = status.value("segment", "");
     log_.info(controller_.who(), " answers on ", endpoint, ": job ", status.value("job_id", "?"),
               ", shared-memory segment ", segment_.empty() ? "?" : segment_);
@@ -243,6 +256,19 @@ class Launcher {
       nlohmann::json reply =
           client_->request("platoon-launch", std::string(protocol::kStatus), nullptr, kStatusTryTimeout);
       if (!reply.is_object()) throw ProtocolError(str_cat("the reply is not an object: ", reply.dump()));
+      // Only our own controller counts: the same pid as our child, and the
+      // same job once we know it. Anything else on the port is another job's.
+      const auto pid = reply.value("controller_pid", std::int64_t{-1});
+      const std::string job = reply.value("job_id", "");
+      if (pid != controller_.child.pid() || (!job_id_.empty() && job != job_id_)) {
+        log_.error("port ", port_, " is answered by another job's controller (pid ", pid, ", job ",
+                   job.empty() ? "?" : job, "), not by ", controller_.who(),
+                   job_id_.empty() ? "" : str_cat(" of job ", job_id_), ": the port is taken");
+        failure_ = str_cat("port ", port_, " belongs to another job");
+        foreign_controller_ = true;
+        ask_failed_ = true;
+        return std::nullopt;
+      }
       return reply;
     } catch (const TimeoutError&) {
       return std::nullopt;
@@ -448,7 +474,12 @@ class Launcher {
       if (m->pipe) m->pipe->drain();
     for (Pipe* p : retired_) p->drain();
     if (code != kExitFinished) {
-      if (segment_.empty()) {
+      // Only our own job's segment, and only once our controller is gone:
+      // a live controller (one that survived SIGKILL) still owns it.
+      if (controller_.running) {
+        if (!segment_.empty())
+          log_.warn("keeping shared-memory segment ", segment_, ": ", controller_.who(), " is still alive");
+      } else if (segment_.empty()) {
         if (controller_.child.pid() > 0)
           log_.warn("the job's shared-memory segment is unknown (the controller never answered)");
       } else if (SharedSegment::remove(segment_)) {
@@ -483,10 +514,12 @@ class Launcher {
   Phase phase_ = Phase::starting;
   Clock::time_point end_deadline_{};
   std::string segment_;
+  std::string job_id_;  // our controller's job, from its first answer
   std::string failure_;
   int restarts_used_ = 0;
   int interrupted_by_ = 0;
   bool ask_failed_ = false;
+  bool foreign_controller_ = false;  // the port answered for another job
 };
 
 }  // namespace platoon::launch
