@@ -349,3 +349,71 @@ TEST_CASE("a second launcher on the first job's port: it exits 1 naming the hold
   CHECK(first_status.success());
   for (int i = 0; i < 2; ++i) CHECK(first.count(platoon::str_cat("worker ", i, " done")) == 1);
 }
+
+namespace {
+
+/// The pids listed in `file`, one a line (what "echo $! >> file" writes).
+std::vector<pid_t> pids_in(const fs::path& file) {
+  std::vector<pid_t> pids;
+  for (const std::string& line : read_lines(file))
+    if (!line.empty()) pids.push_back(static_cast<pid_t>(std::stol(line)));
+  return pids;
+}
+
+/// Whether `pid` runs (a zombie does not), killing it if it does so that a
+/// failing test leaves nothing behind.
+bool alive_then_killed(pid_t pid) {
+  const bool alive = platoon::ProcessId{pid, 0}.alive();
+  if (alive) ::kill(pid, SIGKILL);
+  return alive;
+}
+
+}  // namespace
+
+TEST_CASE("a worker that exits leaving a helper behind: the job ends with exit 2 and the helper goes with it") {
+  platoon::testing::TempDir dir;
+  const fs::path helpers = dir.path() / "helpers.txt";
+  const std::string script = platoon::str_cat("sleep 4141 & echo $! >> ", quoted(helpers.string()), "; exit 3");
+  auto [status, output] = platoon::testing::run_tool(
+      {PLATOON_LAUNCH_BIN, "--log-dir", (dir.path() / "logs").string(), "--controller",
+       platoon::str_cat(quoted(PLATOON_LAUNCH_FIXTURE_BIN), " controller --workers 1 --steps 5 --record ",
+                        quoted((dir.path() / "record.txt").string())),
+       "--worker", platoon::str_cat("sh -c ", quoted(script))},
+      dir, 30s);
+  INFO(output);
+  CHECK(status.code == 2);
+  const auto pids = pids_in(helpers);
+  REQUIRE(pids.size() == 1);
+  CHECK_FALSE(alive_then_killed(pids[0]));
+}
+
+TEST_CASE("--restart: the failed worker's helper is gone before its replacement starts") {
+  platoon::testing::TempDir dir;
+  const fs::path helpers = dir.path() / "helpers.txt";
+  const fs::path marker = dir.path() / "failed-once";
+  const fs::path record = dir.path() / "record.txt";
+  // The first run leaves a helper and fails; the second becomes a real worker.
+  const std::string script = platoon::str_cat(
+      "sleep 4142 & echo $! >> ", quoted(helpers.string()), "; if [ -e ", quoted(marker.string()), " ]; then exec ",
+      quoted(PLATOON_LAUNCH_FIXTURE_BIN), " worker --step-ms 10 --record ", quoted(record.string()),
+      " \"$@\"; fi; touch ", quoted(marker.string()), "; exit 3");
+  platoon::testing::ToolRun run(
+      {PLATOON_LAUNCH_BIN, "--log-dir", (dir.path() / "logs").string(), "--restart", "1", "--controller",
+       platoon::str_cat(quoted(PLATOON_LAUNCH_FIXTURE_BIN), " controller --workers 1 --steps 100000 --record ",
+                        quoted(record.string())),
+       "--worker", platoon::str_cat("sh -c ", quoted(script), " sh")},
+      dir.path() / "launcher-output.txt", /*own_process_group=*/true);
+  const auto worker_started = [&] {
+    const auto lines = read_lines(record);
+    return std::any_of(lines.begin(), lines.end(), [](const std::string& l) { return l.starts_with("worker 0 start "); });
+  };
+  const bool started = eventually(worker_started, 30s);
+  INFO(run.output());
+  REQUIRE(started);
+  const auto pids = pids_in(helpers);
+  REQUIRE(pids.size() == 2);
+  CHECK_FALSE(alive_then_killed(pids[0]));  // the failed run's helper, killed with its group at the restart
+  run.child().send_signal(SIGINT);
+  CHECK(run.wait(30s).code == 130);
+  CHECK_FALSE(alive_then_killed(pids[1]));  // the replacement's helper, killed at the job's end
+}

@@ -383,6 +383,7 @@ class Launcher {
       ++restarts_used_;
       log_.info("restarting ", m.name, " (restart ", restarts_used_, " of ", options_.restarts, ")");
       retire_pipe(m);
+      if (auto end = clear_group(m)) return end;
       if (phase_ == Phase::params)
         if (auto end = wait_until_controller_forgets_workers()) return end;
       if (!start(m)) return kExitUsage;
@@ -427,15 +428,17 @@ class Launcher {
     }
   }
 
-  /// Stops every process still running: SIGTERM, then SIGKILL after
-  /// kStopGrace or at a second Ctrl-C. Reports how each ended.
+  /// Stops every process still running, and what any member left behind in
+  /// its process group (a helper it forked): SIGTERM, then SIGKILL after
+  /// kStopGrace or at a second Ctrl-C. Reports how each member ended.
   void stop_all() {
     std::vector<Member*> running;
     for (Member* m : members())
-      if (m->running) running.push_back(m);
+      if (m->running || m->child.group_alive()) running.push_back(m);
     if (running.empty()) return;
     std::string names;
-    for (Member* m : running) names += (names.empty() ? "" : ", ") + m->who();
+    for (Member* m : running)
+      names += (names.empty() ? "" : ", ") + m->who() + (m->running ? "" : " (its process group)");
     log_.info("stopping ", running.size(), " process(es) with SIGTERM: ", names);
     for (Member* m : running) m->child.send_signal(SIGTERM);
     const auto deadline = Clock::now() + kStopGrace;
@@ -443,10 +446,13 @@ class Launcher {
     const auto report = [&](Member& m) {
       if (auto status = reap(m)) log_.info(m.who(), " stopped: ", status->describe());
     };
+    const auto all_gone = [&] {
+      return std::none_of(running.begin(), running.end(), [](Member* m) { return m->child.group_alive(); });
+    };
     while (true) {
       for (Member* m : running)
         if (m->running) report(*m);
-      if (std::none_of(running.begin(), running.end(), [](Member* m) { return m->running; })) return;
+      if (all_gone()) return;
       if (hurry || Clock::now() >= deadline) break;
       if (auto signo = wait_and_read(50ms)) {
         log_.warn("received ", signal_name(*signo), " while stopping: killing now");
@@ -454,9 +460,9 @@ class Launcher {
       }
     }
     for (Member* m : running)
-      if (m->running) {
-        log_.warn(m->who(), " did not stop", hurry ? "" : str_cat(" within ", seconds_text(kStopGrace)),
-                  ": sending SIGKILL");
+      if (m->child.group_alive()) {
+        log_.warn(m->who(), m->running ? "" : "'s process group", " did not stop",
+                  hurry ? "" : str_cat(" within ", seconds_text(kStopGrace)), ": sending SIGKILL");
         m->child.send_signal(SIGKILL);
       }
     for (Member* m : running)
@@ -464,6 +470,28 @@ class Launcher {
         if (m->child.wait_for(5s)) report(*m);
         else log_.error(m->who(), " survived SIGKILL for 5 s");
       }
+    const auto kill_deadline = Clock::now() + 5s;
+    while (!all_gone() && Clock::now() < kill_deadline) wait_and_read(20ms);
+    for (Member* m : running)
+      if (m->child.group_alive()) log_.error("the process group of ", m->who(), " survived SIGKILL for 5 s");
+  }
+
+  /// Kills what a member that has ended left in its process group, before a
+  /// replacement starts, and waits (bounded) until it is gone. Returns an
+  /// exit code if a signal ends the job meanwhile.
+  std::optional<int> clear_group(Member& m) {
+    if (!m.child.group_alive()) return std::nullopt;
+    log_.warn(m.who(), " left processes in its group: sending them SIGKILL");
+    m.child.send_signal(SIGKILL);
+    const auto deadline = Clock::now() + 5s;
+    while (m.child.group_alive() && Clock::now() < deadline)
+      if (auto signo = wait_and_read(20ms)) {
+        log_.warn("received ", signal_name(*signo), ": stopping the job");
+        interrupted_by_ = *signo;
+        return 128 + *signo;
+      }
+    if (m.child.group_alive()) log_.error("the process group of ", m.who(), " survived SIGKILL for 5 s");
+    return std::nullopt;
   }
 
   /// Ends the job with `code`: stops what runs, cleans up after a failure or
