@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <fstream>
 #include <regex>
 
 #include "launch_run.hpp"
@@ -416,4 +417,71 @@ TEST_CASE("--restart: the failed worker's helper is gone before its replacement 
   run.child().send_signal(SIGINT);
   CHECK(run.wait(30s).code == 130);
   CHECK_FALSE(alive_then_killed(pids[1]));  // the replacement's helper, killed at the job's end
+}
+
+namespace {
+
+/// A job of two workers ended with --stop-file, where worker 1 fails when it
+/// is told to stop (the job is ending then); returns the launcher's status.
+ExitStatus run_failing_at_stop(const std::string& restarts) {
+  platoon::testing::TempDir stop_dir;
+  const fs::path stop_file = stop_dir.path() / "stop";
+  LaunchRun run({.workers = 2,
+                 .controller_extra = platoon::str_cat("--stop-file ", quoted(stop_file.string())),
+                 .worker_extra = "--step-ms 5 --fail-index 1 --fail-after 1000000 --fail-at-stop --exit-code 6",
+                 .launcher_extra = {"--restart", restarts}});
+  REQUIRE(eventually([&] { return run.count("worker 1 joined ") == 1 && run.count("worker 0 joined ") == 1; }, 20s));
+  std::ofstream(stop_file) << "stop";
+  const ExitStatus status = run.wait();
+  INFO(run.story());
+  CHECK(run.count("worker 1 fail") == 1);
+  CHECK(run.output().find("job failed: worker-1") != std::string::npos);
+  CHECK(run.count("worker 1 start ") == 1);  // not restarted: the job is ending
+  check_nothing_left(run);
+  return status;
+}
+
+}  // namespace
+
+TEST_CASE("exit codes: a worker failing while the job ends is exit 2, with and without --restart") {
+  CHECK(run_failing_at_stop("0").code == 2);
+  CHECK(run_failing_at_stop("3").code == 2);
+}
+
+TEST_CASE("exit codes: a controller that does not end after the last worker finished is exit 3, segment removed") {
+  LaunchRun run({.workers = 2,
+                 .steps = 5,
+                 .controller_extra = "--linger-ms 60000",
+                 .launcher_extra = {"--end-grace", "0.5"}});
+  const ExitStatus status = run.wait();
+  INFO(run.story());
+  CHECK(status.code == 3);
+  CHECK(run.count("controller end") == 1);
+  CHECK(run.output().find("did not end 0.5 s after the last worker finished") != std::string::npos);
+  check_nothing_left(run);
+}
+
+TEST_CASE("exit codes: a worker that does not end after the controller ended is exit 3, segment removed") {
+  LaunchRun run({.workers = 2,
+                 .steps = 5,
+                 .worker_extra = "--linger-ms 60000",
+                 .launcher_extra = {"--end-grace", "0.5"}});
+  const ExitStatus status = run.wait();
+  INFO(run.story());
+  CHECK(status.code == 3);
+  CHECK(run.count("controller end") == 1);
+  CHECK(run.output().find("still running 0.5 s after the controller ended") != std::string::npos);
+  check_nothing_left(run);
+}
+
+TEST_CASE("exit codes: SIGTERM and SIGHUP to the launcher are 143 and 129") {
+  for (const int signo : {SIGTERM, SIGHUP}) {
+    LaunchRun run({.workers = 1, .steps = 100000, .worker_extra = "--step-ms 10"});
+    REQUIRE(eventually([&] { return run.count("worker 0 joined ") == 1; }, 20s));
+    ::kill(run.launcher().pid(), signo);  // the launcher alone
+    const ExitStatus status = run.wait(20s);
+    INFO(run.story());
+    CHECK(status.code == 128 + signo);
+    check_nothing_left(run);
+  }
 }

@@ -34,6 +34,8 @@ Options:
                            (default 60)
   --params-timeout SECONDS how long worker 0 may take to create the central
                            parameters (default 300)
+  --end-grace SECONDS      how long the others may take to end once the
+                           controller, or every worker, has ended (default 30)
   -h, --help               this text
 
 Every process gets PLATOON_RUN_DIR=<run folder>; worker i also gets
@@ -43,12 +45,14 @@ launcher's own messages go to <run>/launch.log. Lines without a timestamp get
 one. Ctrl-C stops every process (SIGTERM, SIGKILL after 10 s) and removes the
 job's shared memory.
 
-Exit codes:
-  0    the job finished
-  1    bad usage, or a program could not be started
-  2    a process of the job failed (the message says which and how)
-  3    the controller did not answer, or the central parameters were not
-       created, in time
+Exit codes (the same with and without --restart):
+  0    the job finished: the controller and every worker ended well
+  1    bad usage (a bad flag, a port that is taken), or a program could not
+       be started
+  2    a process of the job failed and no restart made up for it (a worker
+       failing while the job is ending is not restarted)
+  3    the controller did not answer, the central parameters were not
+       created, or a process did not end within --end-grace of the others
   129, 130, 143  interrupted by SIGHUP, SIGINT, SIGTERM
 )";
 
@@ -116,6 +120,8 @@ Options parse_options(int argc, char** argv) {
       o.start_timeout = parse_seconds(arg, next());
     } else if (arg == "--params-timeout") {
       o.params_timeout = parse_seconds(arg, next());
+    } else if (arg == "--end-grace") {
+      o.end_grace = parse_seconds(arg, next());
     } else {
       throw UsageError(str_cat("unknown argument '", argv[i], "'"));
     }

@@ -28,6 +28,9 @@ struct Options {
   int restarts = 0;
   std::chrono::milliseconds start_timeout = std::chrono::seconds(60);
   std::chrono::milliseconds params_timeout = std::chrono::seconds(300);
+  /// How long the workers get to finish once the controller has ended (and
+  /// the controller once every worker has finished).
+  std::chrono::milliseconds end_grace = std::chrono::seconds(30);
   bool help = false;
 };
 

@@ -18,12 +18,13 @@
 // removed. The processes run in process groups of their own, so a terminal's
 // Ctrl-C reaches only this program.
 //
-// Exit codes:
-//   0    the job finished
-//   1    bad usage, or a program could not be started
-//   2    a process of the job failed (the message says which and how)
-//   3    the controller did not answer, or the central parameters were not
-//        created, in time
+// Exit codes, the same with and without --restart (README.md, "Tools"):
+//   0    the job finished: the controller and every worker ended well
+//   1    bad usage (a bad flag, a port that is taken), or a program could not
+//        be started
+//   2    a process of the job failed and no restart made up for it
+//   3    the controller did not answer, the central parameters were not
+//        created, or a process did not end within --end-grace of the others
 //   129, 130, 143   interrupted by SIGHUP, SIGINT, SIGTERM (128 + signal)
 #include <filesystem>
 #include <iostream>

@@ -30,9 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 /// How long stopped processes get between SIGTERM and SIGKILL.
 constexpr auto kStopGrace = 10s;
-/// How long the workers get to finish once the controller has ended (and the
-/// controller once every worker has finished).
-constexpr auto kEndGrace = 30s;
 /// The bound on one "platoon-status" request.
 constexpr auto kStatusTryTimeout = 250ms;
 /// Between two "platoon-status" requests while waiting for params_ready.
@@ -206,18 +203,20 @@ class Launcher {
           return finish(kExitFinished);
         }
         if (Clock::now() >= end_deadline_) {
-          log_.warn(running, " worker(s) still running ", seconds_text(kEndGrace),
-                    " after the controller ended: stopping them");
-          return finish(kExitFinished);
+          log_.error(running, " worker(s) still running ", seconds_text(options_.end_grace),
+                     " after the controller ended: stopping them");
+          failure_ = str_cat(running, " worker(s) did not end in time");
+          return finish(kExitTimeout);
         }
       } else if (running == 0) {
         if (!workers_done_deadline) {
-          workers_done_deadline = Clock::now() + kEndGrace;
+          workers_done_deadline = Clock::now() + options_.end_grace;
           log_.info("every worker has finished");
         } else if (Clock::now() >= *workers_done_deadline) {
-          log_.warn(controller_.who(), " did not end ", seconds_text(kEndGrace),
-                    " after the last worker finished: stopping it");
-          return finish(kExitFinished);
+          log_.error(controller_.who(), " did not end ", seconds_text(options_.end_grace),
+                     " after the last worker finished: stopping it");
+          failure_ = str_cat(controller_.who(), " did not end in time");
+          return finish(kExitTimeout);
         }
       }
     }
@@ -347,9 +346,9 @@ class Launcher {
         const bool workers_left =
             std::any_of(workers_.begin(), workers_.end(), [](const Member& w) { return w.running; });
         log_.info(m.who(), " ended: ", status.describe(),
-                  workers_left ? str_cat("; waiting up to ", seconds_text(kEndGrace), " for the workers") : "");
+                  workers_left ? str_cat("; waiting up to ", seconds_text(options_.end_grace), " for the workers") : "");
         phase_ = Phase::controller_done;
-        end_deadline_ = Clock::now() + kEndGrace;
+        end_deadline_ = Clock::now() + options_.end_grace;
         return std::nullopt;
       }
       log_.error(m.who(), " ", status.describe(),
@@ -370,13 +369,14 @@ class Launcher {
     }
     log_.error(m.who(), " ", status.describe(),
                phase_ == Phase::params ? " before the central parameters were ready" : "");
-    if (options_.restarts > 0 && phase_ == Phase::running) {
-      // A worker lost while the job is ending would not be let in again; the
-      // controller finishes the job with the others.
+    if (restarts_used_ < options_.restarts && phase_ == Phase::running) {
+      // A worker lost while the job is ending would not be let in again: it
+      // is a failure like any other (exit 2), as it is without --restart.
       const auto answer = ask_status();
       if (answer && answer->value("ending", false)) {
-        log_.warn("not restarting ", m.name, ": the job is ending; the controller finishes it with the others");
-        return std::nullopt;
+        log_.error("not restarting ", m.name, ": the job is ending and lets no new worker in");
+        failure_ = str_cat(m.who(), " ", status.describe());
+        return kExitFailed;
       }
     }
     if (restarts_used_ < options_.restarts && phase_ != Phase::controller_done) {
