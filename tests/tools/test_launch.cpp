@@ -87,7 +87,7 @@ TEST_CASE("platoon-launch --help and bad usage") {
   platoon::testing::TempDir dir;
   auto [help, text] = platoon::testing::run_tool({PLATOON_LAUNCH_BIN, "--help"}, dir);
   CHECK(help.success());
-  CHECK(text.find("Exit codes:") != std::string::npos);
+  CHECK(text.find("Exit codes (the same with and without --restart)") != std::string::npos);
   CHECK(text.find("--restart") != std::string::npos);
 
   auto [bad, message] = platoon::testing::run_tool({PLATOON_LAUNCH_BIN, "--workers", "two"}, dir);
