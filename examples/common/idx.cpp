@@ -1,5 +1,6 @@
 #include "common/idx.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -27,39 +28,56 @@ struct GzCloser {
 };
 using GzHandle = std::unique_ptr<gzFile_s, GzCloser>;
 
-// Reads the whole (decompressed) content. Reading everything first means a
-// header that announces more than the file holds never makes us allocate
-// more than the real data; gzread passes plain files through unchanged.
-std::vector<std::uint8_t> read_all(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) fail(path, "no such file");
-  if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, not a file");
-  errno = 0;
-  GzHandle file(gzopen(path.c_str(), "rb"));
-  if (!file) {
-    fail(path, std::string("cannot open: ") + (errno != 0 ? std::strerror(errno) : "out of memory"));
+/// The most data bytes an IDX file may announce (Fashion-MNIST's training
+/// images are 47 MB): a wrong file or a gzip bomb stops here, not at bad_alloc.
+constexpr std::size_t kMaxDataBytes = std::size_t{512} << 20;
+
+// An open IDX file, plain or gzipped (gzread passes plain files through),
+// read in order: the header first, then exactly the announced data.
+class IdxReader {
+ public:
+  explicit IdxReader(const std::filesystem::path& path) : path_(path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) fail(path, "no such file");
+    if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, not a file");
+    errno = 0;
+    file_.reset(gzopen(path.c_str(), "rb"));
+    if (!file_) fail(path, std::string("cannot open: ") + (errno != 0 ? std::strerror(errno) : "out of memory"));
   }
-  std::vector<std::uint8_t> bytes;
-  constexpr unsigned kChunk = 1u << 20;
-  for (;;) {
-    const std::size_t old_size = bytes.size();
-    bytes.resize(old_size + kChunk);
-    const int got = gzread(file.get(), bytes.data() + old_size, kChunk);
-    if (got < 0) {
-      int code = 0;
-      const char* message = gzerror(file.get(), &code);
-      fail(path, std::string("truncated or corrupt gzip data (zlib: ") + message + ")");
+
+  /// Appends up to `n` bytes to `out`, in chunks, so that memory grows only
+  /// with the data that is really there. Returns how many were read.
+  std::size_t read(std::vector<std::uint8_t>& out, std::size_t n) {
+    constexpr std::size_t kChunk = std::size_t{1} << 20;
+    std::size_t done = 0;
+    while (done < n) {
+      const std::size_t want = std::min(kChunk, n - done);
+      const std::size_t old_size = out.size();
+      out.resize(old_size + want);
+      const int got = gzread(file_.get(), out.data() + old_size, static_cast<unsigned>(want));
+      if (got < 0) {
+        int code = 0;
+        const char* message = gzerror(file_.get(), &code);
+        fail(path_, std::string("truncated or corrupt gzip data (zlib: ") + message + ")");
+      }
+      out.resize(old_size + static_cast<std::size_t>(got));
+      done += static_cast<std::size_t>(got);
+      if (got == 0) break;
     }
-    bytes.resize(old_size + static_cast<std::size_t>(got));
-    if (got == 0) break;
+    if (done < n) {
+      // zlib reports a gzip stream cut short as Z_BUF_ERROR after returning
+      // what it could decompress, not as a read error.
+      int code = Z_OK;
+      const char* message = gzerror(file_.get(), &code);
+      if (code == Z_BUF_ERROR) fail(path_, std::string("truncated gzip stream (zlib: ") + message + ")");
+    }
+    return done;
   }
-  // zlib reports a gzip stream cut short as Z_BUF_ERROR after returning what
-  // it could decompress, not as a read error.
-  int code = Z_OK;
-  const char* message = gzerror(file.get(), &code);
-  if (code == Z_BUF_ERROR) fail(path, std::string("truncated gzip stream (zlib: ") + message + ")");
-  return bytes;
-}
+
+ private:
+  std::filesystem::path path_;
+  GzHandle file_;
+};
 
 std::uint32_t read_be32(const std::uint8_t* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
@@ -86,9 +104,9 @@ struct IdxContent {
 
 IdxContent parse_idx(const std::filesystem::path& path, std::size_t expected_dims) {
   IdxContent idx;
-  idx.bytes = read_all(path);
-  const std::size_t header_size = 4 + 4 * expected_dims;
-  if (idx.bytes.size() < 4) {
+  IdxReader reader(path);
+  // The magic first: a file that is not IDX is never read further.
+  if (reader.read(idx.bytes, 4) < 4) {
     fail(path, "truncated: " + std::to_string(idx.bytes.size()) +
                    " bytes, too short for the 4-byte magic number");
   }
@@ -107,24 +125,28 @@ IdxContent parse_idx(const std::filesystem::path& path, std::size_t expected_dim
     fail(path, "has " + std::to_string(ndims) + " dimensions (magic " + hex(magic, 8) +
                    "); expected " + std::to_string(expected_dims));
   }
-  if (idx.bytes.size() < header_size) {
+  const std::size_t header_size = 4 + 4 * expected_dims;
+  if (reader.read(idx.bytes, header_size - 4) < header_size - 4) {
     fail(path, "truncated: " + std::to_string(idx.bytes.size()) + " bytes, the header alone needs " +
                    std::to_string(header_size));
   }
+  // The counts, then their product, bounded before any of the data is read.
   std::size_t total = 1;
+  bool too_big = false;
+  std::string shape;
   for (std::size_t d = 0; d < ndims; ++d) {
     const std::size_t dim = read_be32(idx.bytes.data() + 4 + 4 * d);
     idx.dims.push_back(dim);
-    // Overflow would mean the header announces more than any file can hold.
-    if (dim != 0 && total > std::numeric_limits<std::size_t>::max() / dim) {
-      fail(path, "truncated: the header announces more data than can exist");
-    }
-    total *= dim;
+    shape += (d ? " x " : "") + std::to_string(dim);
+    if (dim != 0 && total > kMaxDataBytes / dim) too_big = true;
+    if (!too_big) total *= dim;
   }
-  const std::size_t available = idx.bytes.size() - header_size;
+  if (too_big || total > kMaxDataBytes) {
+    fail(path, "the header announces " + shape + " bytes of data; this loader reads at most " +
+                   std::to_string(kMaxDataBytes) + " bytes");
+  }
+  const std::size_t available = reader.read(idx.bytes, total);
   if (available < total) {
-    std::string shape;
-    for (std::size_t d = 0; d < ndims; ++d) shape += (d ? " x " : "") + std::to_string(idx.dims[d]);
     fail(path, "truncated: the header announces " + shape + " = " + std::to_string(total) +
                    " bytes of data but only " + std::to_string(available) + " follow");
   }
@@ -162,15 +184,24 @@ std::vector<std::uint8_t> load_idx_labels(const std::filesystem::path& path, int
   return labels;
 }
 
-FashionMnist load_fashion_mnist(const std::filesystem::path& dir) {
+FashionMnist load_fashion_mnist(const std::filesystem::path& dir, std::size_t rows, std::size_t cols) {
   const auto train_images = dir / "train-images-idx3-ubyte.gz";
   const auto train_labels = dir / "train-labels-idx1-ubyte.gz";
   const auto test_images = dir / "t10k-images-idx3-ubyte.gz";
   const auto test_labels = dir / "t10k-labels-idx1-ubyte.gz";
   FashionMnist data;
+  // The image size the model needs is checked here, once, for both sets.
+  auto check_size = [&](const std::filesystem::path& path, const IdxImages& images) {
+    if (images.rows != rows || images.cols != cols) {
+      fail(path, "holds " + std::to_string(images.rows) + "x" + std::to_string(images.cols) +
+                     " images; the model needs " + std::to_string(rows) + "x" + std::to_string(cols));
+    }
+  };
   data.train_images = load_idx_images(train_images);
+  check_size(train_images, data.train_images);
   data.train_labels = load_idx_labels(train_labels);
   data.test_images = load_idx_images(test_images);
+  check_size(test_images, data.test_images);
   data.test_labels = load_idx_labels(test_labels);
 
   auto check_counts = [](const std::filesystem::path& images_path, std::size_t images,

@@ -27,9 +27,13 @@ struct IdxImages {
 };
 
 /// Reads an IDX file of unsigned bytes with three dimensions (count, rows,
-/// cols). Throws FileError when the file is missing, unreadable, not an IDX
-/// file, of another element type or dimension count, or truncated. Bytes
-/// after the announced data are ignored.
+/// cols). The magic, the element type and the dimensions are read and
+/// checked from the header before any data: the data read is exactly what
+/// the header announces, at most 512 MiB (after decompression), so a wrong
+/// file or a gzip bomb is refused without being read. Throws FileError when
+/// the file is missing, unreadable, not an IDX file, of another element type
+/// or dimension count, announces too much, or is truncated. Bytes after the
+/// announced data are not read.
 IdxImages load_idx_images(const std::filesystem::path& path);
 
 /// Reads an IDX file of unsigned bytes with one dimension. Throws FileError
@@ -47,9 +51,10 @@ struct FashionMnist {
 
 /// Loads train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
 /// t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz from `dir`.
-/// Throws FileError for any broken file, and when a set's image and label
-/// counts differ or the train and test images have different sizes.
-FashionMnist load_fashion_mnist(const std::filesystem::path& dir);
+/// Throws FileError for any broken file, when a set's image and label counts
+/// differ, and when an images file's images are not `rows` x `cols` (what
+/// the model needs; the message names the file and both sizes).
+FashionMnist load_fashion_mnist(const std::filesystem::path& dir, std::size_t rows = 28, std::size_t cols = 28);
 
 /// Where Debian's packaged Fashion-MNIST lives: /usr/share/datasets/fashion-mnist.
 std::string default_fashion_mnist_dir();

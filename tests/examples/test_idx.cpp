@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -13,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -240,7 +243,7 @@ TEST_CASE("load_fashion_mnist checks image and label counts") {
   TempDir dir;
   SUBCASE("matching counts load") {
     write_fake_set(dir.path(), 7, 7, 3, 3);
-    const FashionMnist data = load_fashion_mnist(dir.path());
+    const FashionMnist data = load_fashion_mnist(dir.path(), 2, 3);
     CHECK(data.train_images.count == 7);
     CHECK(data.train_labels.size() == 7);
     CHECK(data.test_images.count == 3);
@@ -250,7 +253,7 @@ TEST_CASE("load_fashion_mnist checks image and label counts") {
   }
   SUBCASE("train mismatch") {
     write_fake_set(dir.path(), 7, 6, 3, 3);
-    const std::string msg = file_error_message([&] { (void)load_fashion_mnist(dir.path()); });
+    const std::string msg = file_error_message([&] { (void)load_fashion_mnist(dir.path(), 2, 3); });
     CHECK(contains(msg, "count mismatch"));
     CHECK(contains(msg, (dir.path() / "train-images-idx3-ubyte.gz").string()));
     CHECK(contains(msg, (dir.path() / "train-labels-idx1-ubyte.gz").string()));
@@ -259,14 +262,14 @@ TEST_CASE("load_fashion_mnist checks image and label counts") {
   }
   SUBCASE("test mismatch") {
     write_fake_set(dir.path(), 7, 7, 3, 4);
-    const std::string msg = file_error_message([&] { (void)load_fashion_mnist(dir.path()); });
+    const std::string msg = file_error_message([&] { (void)load_fashion_mnist(dir.path(), 2, 3); });
     CHECK(contains(msg, "count mismatch"));
     CHECK(contains(msg, (dir.path() / "t10k-labels-idx1-ubyte.gz").string()));
   }
   SUBCASE("missing file names it") {
     write_fake_set(dir.path(), 7, 7, 3, 3);
     fs::remove(dir.path() / "t10k-images-idx3-ubyte.gz");
-    const std::string msg = file_error_message([&] { (void)load_fashion_mnist(dir.path()); });
+    const std::string msg = file_error_message([&] { (void)load_fashion_mnist(dir.path(), 2, 3); });
     CHECK(contains(msg, (dir.path() / "t10k-images-idx3-ubyte.gz").string()));
   }
 }
@@ -297,4 +300,78 @@ TEST_CASE("the real Fashion-MNIST loads when installed") {
   }
   CHECK(lo == 0.0f);
   CHECK(hi == 1.0f);
+}
+
+TEST_CASE("images of another size than the model needs are rejected at load, naming the file") {
+  TempDir dir;
+  write_fake_set(dir.path(), 7, 7, 3, 3);  // 2x3 images
+  const std::string msg = file_error_message([&] { (void)load_fashion_mnist(dir.path()); });  // 28x28 expected
+  CHECK(contains(msg, (dir.path() / "train-images-idx3-ubyte.gz").string()));
+  CHECK(contains(msg, "2x3"));
+  CHECK(contains(msg, "28x28"));
+}
+
+namespace {
+
+// Runs `fn` in a child process whose address space is capped at `limit`
+// bytes; returns whether it returned true there (an exception, bad_alloc
+// included, counts as false).
+template <typename Fn>
+bool holds_within_memory(std::size_t limit, Fn&& fn) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const rlimit cap{limit, limit};
+    ::setrlimit(RLIMIT_AS, &cap);
+    bool ok = false;
+    try {
+      ok = fn();
+    } catch (...) {
+    }
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+}  // namespace
+
+TEST_CASE("the header is checked before any large read: /dev/zero as a labels file fails at once") {
+  if (kSanitized) {
+    MESSAGE("skipped: a sanitizer's shadow memory does not fit under an address-space limit");
+    return;
+  }
+  // The whole file read first would run into the 512 MiB limit (bad_alloc).
+  CHECK(holds_within_memory(std::size_t{512} << 20, [] {
+    try {
+      (void)load_idx_labels("/dev/zero");
+    } catch (const platoon::FileError& e) {
+      return contains(e.what(), "/dev/zero") && contains(e.what(), "element type");
+    }
+    return false;
+  }));
+}
+
+TEST_CASE("a header announcing more than the loader accepts is rejected before reading the data") {
+  TempDir dir;
+  const fs::path path = dir.path() / "huge-idx3-ubyte.gz";
+  write_file(path, idx_bytes({100000, 1000, 1000}, ramp(100, 256)), true);
+  const std::string msg = file_error_message([&] { (void)load_idx_images(path); });
+  CHECK(contains(msg, path.string()));
+  CHECK(contains(msg, "100000 x 1000 x 1000"));
+  CHECK(contains(msg, "at most"));
 }

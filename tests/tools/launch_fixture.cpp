@@ -5,11 +5,13 @@
 //   platoon_launch_fixture controller --workers N [--steps K] [--record FILE]
 //                          [--tick-ms T]   (how often it checks on the workers)
 //                          [--stop-file F] [--checkpoint FILE [--checkpoint-ms I]]
+//                          [--linger-ms L]  (sleeps L ms after the job ended)
 //   platoon_launch_fixture worker [--step-ms M] [--record FILE]
 //                          [--fail-index I (--exit-code C | --kill-self)]
 //                          [--fail-after S] [--fail-once MARKER]
 //                          [--size N] [--chunk-elements E] [--sync-every K]
-//                          [--batches B] [--quiet]
+//                          [--batches B] [--quiet] [--fail-at-stop]
+//                          [--linger-ms L]  (sleeps L ms after closing)
 //   platoon_launch_fixture silent      (records its start, answers nothing,
 //                                       sleeps 60 s: a controller that hangs)
 //
@@ -27,7 +29,8 @@
 // with index I fails after S steps (default 3; 0: right after registering,
 // before sharing its parameters): exits with code C (default 1) or raises
 // SIGKILL on itself; with --fail-once it does so only when MARKER does not
-// exist yet (and creates it).
+// exist yet (and creates it). With --fail-at-stop it fails when told to stop
+// instead (the job is ending then), unless it failed before.
 //
 // --record appends one line per event, each with one write(2):
 //   controller-start pid=P ticks=T
@@ -71,7 +74,7 @@ Flags parse_flags(int argc, char** argv) {
   Flags flags;
   for (int i = 2; i < argc; ++i) {
     const std::string name = argv[i];
-    if (name == "--kill-self" || name == "--quiet") flags[name] = "";
+    if (name == "--kill-self" || name == "--quiet" || name == "--fail-at-stop") flags[name] = "";
     else if (i + 1 < argc) flags[name] = argv[++i];
   }
   return flags;
@@ -144,6 +147,7 @@ int run_controller(const Flags& flags) {
   record(flags, platoon::str_cat("controller port ", controller.port()));
   controller.serve();
   record(flags, "controller end");
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(flag(flags, "--linger-ms", "0"))));
   return 0;
 }
 
@@ -201,9 +205,11 @@ int run_worker(const Flags& flags) {
       if (step_time.count() > 0) std::this_thread::sleep_for(step_time);
     }
   }
+  if (fail_this_run && flags.contains("--fail-at-stop")) fail_now();
   soldier.sync_params();
   soldier.close();
   record(flags, platoon::str_cat("worker ", index, " done"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(flag(flags, "--linger-ms", "0"))));
   return 0;
 }
 

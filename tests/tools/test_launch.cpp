@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <fstream>
 #include <regex>
 
 #include "launch_run.hpp"
@@ -86,7 +87,7 @@ TEST_CASE("platoon-launch --help and bad usage") {
   platoon::testing::TempDir dir;
   auto [help, text] = platoon::testing::run_tool({PLATOON_LAUNCH_BIN, "--help"}, dir);
   CHECK(help.success());
-  CHECK(text.find("Exit codes:") != std::string::npos);
+  CHECK(text.find("Exit codes (the same with and without --restart)") != std::string::npos);
   CHECK(text.find("--restart") != std::string::npos);
 
   auto [bad, message] = platoon::testing::run_tool({PLATOON_LAUNCH_BIN, "--workers", "two"}, dir);
@@ -325,4 +326,162 @@ TEST_CASE("--restart of worker 0 before the parameters exist: the new worker 0 c
   CHECK(run.count("worker 0 done") == 1);
   CHECK(run.count("worker 1 done") == 1);
   check_nothing_left(run);
+}
+
+TEST_CASE("a second launcher on the first job's port: it exits 1 naming the holder; the first job finishes intact") {
+  LaunchRun first({.workers = 2, .steps = 300, .worker_extra = "--step-ms 10"});
+  REQUIRE(eventually([&] { return first.port() != 0 && !first.segment().empty() && first.count("worker 1 start ") == 1; },
+                     20s));
+  const std::string segment = first.segment();
+  LaunchRun second({.workers = 1, .steps = 5, .launcher_extra = {"--port", std::to_string(first.port())}});
+  const ExitStatus second_status = second.wait();
+  INFO(second.story());
+  CHECK(second_status.code == 1);
+  const std::string out = second.output();
+  CHECK(out.find(platoon::str_cat("port ", first.port(), " is already in use")) != std::string::npos);
+  const auto holder = first.job_processes();
+  REQUIRE(!holder.empty());
+  CHECK(out.find(platoon::str_cat("pid ", holder.front().pid)) != std::string::npos);  // the first controller
+  CHECK(second.count("controller-start") == 0);  // the second controller was never started
+  // The first job's segment survives the second launcher and the job trains to the end.
+  CHECK(fs::exists(fs::path("/dev/shm") / segment));
+  const ExitStatus first_status = first.wait(60s);
+  INFO(first.story());
+  CHECK(first_status.success());
+  for (int i = 0; i < 2; ++i) CHECK(first.count(platoon::str_cat("worker ", i, " done")) == 1);
+}
+
+namespace {
+
+/// The pids listed in `file`, one a line (what "echo $! >> file" writes).
+std::vector<pid_t> pids_in(const fs::path& file) {
+  std::vector<pid_t> pids;
+  for (const std::string& line : read_lines(file))
+    if (!line.empty()) pids.push_back(static_cast<pid_t>(std::stol(line)));
+  return pids;
+}
+
+/// Whether `pid` runs (a zombie does not), killing it if it does so that a
+/// failing test leaves nothing behind.
+bool alive_then_killed(pid_t pid) {
+  const bool alive = platoon::ProcessId{pid, 0}.alive();
+  if (alive) ::kill(pid, SIGKILL);
+  return alive;
+}
+
+}  // namespace
+
+TEST_CASE("a worker that exits leaving a helper behind: the job ends with exit 2 and the helper goes with it") {
+  platoon::testing::TempDir dir;
+  const fs::path helpers = dir.path() / "helpers.txt";
+  const std::string script = platoon::str_cat("sleep 4141 & echo $! >> ", quoted(helpers.string()), "; exit 3");
+  auto [status, output] = platoon::testing::run_tool(
+      {PLATOON_LAUNCH_BIN, "--log-dir", (dir.path() / "logs").string(), "--controller",
+       platoon::str_cat(quoted(PLATOON_LAUNCH_FIXTURE_BIN), " controller --workers 1 --steps 5 --record ",
+                        quoted((dir.path() / "record.txt").string())),
+       "--worker", platoon::str_cat("sh -c ", quoted(script))},
+      dir, 30s);
+  INFO(output);
+  CHECK(status.code == 2);
+  const auto pids = pids_in(helpers);
+  REQUIRE(pids.size() == 1);
+  CHECK_FALSE(alive_then_killed(pids[0]));
+}
+
+TEST_CASE("--restart: the failed worker's helper is gone before its replacement starts") {
+  platoon::testing::TempDir dir;
+  const fs::path helpers = dir.path() / "helpers.txt";
+  const fs::path marker = dir.path() / "failed-once";
+  const fs::path record = dir.path() / "record.txt";
+  // The first run leaves a helper and fails; the second becomes a real worker.
+  const std::string script = platoon::str_cat(
+      "sleep 4142 & echo $! >> ", quoted(helpers.string()), "; if [ -e ", quoted(marker.string()), " ]; then exec ",
+      quoted(PLATOON_LAUNCH_FIXTURE_BIN), " worker --step-ms 10 --record ", quoted(record.string()),
+      " \"$@\"; fi; touch ", quoted(marker.string()), "; exit 3");
+  platoon::testing::ToolRun run(
+      {PLATOON_LAUNCH_BIN, "--log-dir", (dir.path() / "logs").string(), "--restart", "1", "--controller",
+       platoon::str_cat(quoted(PLATOON_LAUNCH_FIXTURE_BIN), " controller --workers 1 --steps 100000 --record ",
+                        quoted(record.string())),
+       "--worker", platoon::str_cat("sh -c ", quoted(script), " sh")},
+      dir.path() / "launcher-output.txt", /*own_process_group=*/true);
+  const auto worker_started = [&] {
+    const auto lines = read_lines(record);
+    return std::any_of(lines.begin(), lines.end(), [](const std::string& l) { return l.starts_with("worker 0 start "); });
+  };
+  const bool started = eventually(worker_started, 30s);
+  INFO(run.output());
+  REQUIRE(started);
+  const auto pids = pids_in(helpers);
+  REQUIRE(pids.size() == 2);
+  CHECK_FALSE(alive_then_killed(pids[0]));  // the failed run's helper, killed with its group at the restart
+  run.child().send_signal(SIGINT);
+  CHECK(run.wait(30s).code == 130);
+  CHECK_FALSE(alive_then_killed(pids[1]));  // the replacement's helper, killed at the job's end
+}
+
+namespace {
+
+/// A job of two workers ended with --stop-file, where worker 1 fails when it
+/// is told to stop (the job is ending then); returns the launcher's status.
+ExitStatus run_failing_at_stop(const std::string& restarts) {
+  platoon::testing::TempDir stop_dir;
+  const fs::path stop_file = stop_dir.path() / "stop";
+  LaunchRun run({.workers = 2,
+                 .controller_extra = platoon::str_cat("--stop-file ", quoted(stop_file.string())),
+                 .worker_extra = "--step-ms 5 --fail-index 1 --fail-after 1000000 --fail-at-stop --exit-code 6",
+                 .launcher_extra = {"--restart", restarts}});
+  REQUIRE(eventually([&] { return run.count("worker 1 joined ") == 1 && run.count("worker 0 joined ") == 1; }, 20s));
+  std::ofstream(stop_file) << "stop";
+  const ExitStatus status = run.wait();
+  INFO(run.story());
+  CHECK(run.count("worker 1 fail") == 1);
+  CHECK(run.output().find("job failed: worker-1") != std::string::npos);
+  CHECK(run.count("worker 1 start ") == 1);  // not restarted: the job is ending
+  check_nothing_left(run);
+  return status;
+}
+
+}  // namespace
+
+TEST_CASE("exit codes: a worker failing while the job ends is exit 2, with and without --restart") {
+  CHECK(run_failing_at_stop("0").code == 2);
+  CHECK(run_failing_at_stop("3").code == 2);
+}
+
+TEST_CASE("exit codes: a controller that does not end after the last worker finished is exit 3, segment removed") {
+  LaunchRun run({.workers = 2,
+                 .steps = 5,
+                 .controller_extra = "--linger-ms 60000",
+                 .launcher_extra = {"--end-grace", "0.5"}});
+  const ExitStatus status = run.wait();
+  INFO(run.story());
+  CHECK(status.code == 3);
+  CHECK(run.count("controller end") == 1);
+  CHECK(run.output().find("did not end 0.5 s after the last worker finished") != std::string::npos);
+  check_nothing_left(run);
+}
+
+TEST_CASE("exit codes: a worker that does not end after the controller ended is exit 3, segment removed") {
+  LaunchRun run({.workers = 2,
+                 .steps = 5,
+                 .worker_extra = "--linger-ms 60000",
+                 .launcher_extra = {"--end-grace", "0.5"}});
+  const ExitStatus status = run.wait();
+  INFO(run.story());
+  CHECK(status.code == 3);
+  CHECK(run.count("controller end") == 1);
+  CHECK(run.output().find("still running 0.5 s after the controller ended") != std::string::npos);
+  check_nothing_left(run);
+}
+
+TEST_CASE("exit codes: SIGTERM and SIGHUP to the launcher are 143 and 129") {
+  for (const int signo : {SIGTERM, SIGHUP}) {
+    LaunchRun run({.workers = 1, .steps = 100000, .worker_extra = "--step-ms 10"});
+    REQUIRE(eventually([&] { return run.count("worker 0 joined ") == 1; }, 20s));
+    ::kill(run.launcher().pid(), signo);  // the launcher alone
+    const ExitStatus status = run.wait(20s);
+    INFO(run.story());
+    CHECK(status.code == 128 + signo);
+    check_nothing_left(run);
+  }
 }

@@ -6,8 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "platoon/common/error.hpp"
@@ -16,6 +20,30 @@
 extern char** environ;
 
 namespace platoon {
+
+namespace {
+
+/// Whether some process other than a zombie is in process group `pgid`,
+/// from /proc/<pid>/stat (state and pgrp follow the command name's ')').
+bool group_has_members(pid_t pgid) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat;
+    if (!std::getline(in, stat)) continue;
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    if (std::sscanf(stat.c_str() + paren + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3) continue;
+    if (pgrp == pgid && state != 'Z' && state != 'X') return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 std::string ExitStatus::describe() const {
   if (signal != 0) {
@@ -107,6 +135,8 @@ ChildProcess::~ChildProcess() {
     while (::waitpid(pid_, &raw, 0) < 0 && errno == EINTR) {
     }
   }
+  // What the child left behind in its group goes with it.
+  if (pid_ > 0 && own_group_ && group_has_members(pid_)) ::kill(-pid_, SIGKILL);
 }
 
 std::optional<ExitStatus> ChildProcess::poll() {
@@ -129,7 +159,21 @@ std::optional<ExitStatus> ChildProcess::wait_for(std::chrono::milliseconds timeo
 }
 
 void ChildProcess::send_signal(int signo) const {
-  if (pid_ > 0 && !status_) ::kill(own_group_ ? -pid_ : pid_, signo);
+  if (pid_ <= 0) return;
+  if (!status_) {
+    ::kill(own_group_ ? -pid_ : pid_, signo);
+  } else if (own_group_ && group_has_members(pid_)) {
+    // The leader is reaped but its group lives on (a helper it forked). A
+    // group id stays taken while the group has members, so this reaches
+    // only that group.
+    ::kill(-pid_, signo);
+  }
+}
+
+bool ChildProcess::group_alive() const {
+  if (pid_ <= 0) return false;
+  if (!status_) return true;
+  return own_group_ && group_has_members(pid_);
 }
 
 }  // namespace platoon

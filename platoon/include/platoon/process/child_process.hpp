@@ -55,7 +55,8 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
   /// Kills (SIGKILL; its whole process group if it leads one) and reaps the
-  /// child if it still runs; never throws.
+  /// child if it still runs, and kills what is left of its group even when
+  /// the child itself has ended; never throws.
   ~ChildProcess();
 
   [[nodiscard]] pid_t pid() const { return pid_; }
@@ -71,7 +72,12 @@ class ChildProcess {
   /// Sends `signo` if the child has not been reaped yet: to its process group
   /// when it was started with SpawnOptions::own_process_group, else to it.
   /// (An unreaped child keeps its pid, so the signal cannot reach a stranger.)
+  /// A group whose leader has been reaped is still signalled while it has
+  /// members (processes the child forked), so that none is left behind.
   void send_signal(int signo) const;
+  /// Whether the child runs, or (with its own process group) a process of
+  /// its group does, zombies aside.
+  [[nodiscard]] bool group_alive() const;
   /// Whether the child leads a process group of its own.
   [[nodiscard]] bool own_process_group() const { return own_group_; }
 

@@ -1,0 +1,40 @@
+// platoon-launch's command line: the options, their parsing, the usage text
+// and the exit codes.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "launch_support.hpp"
+
+namespace platoon::launch {
+
+constexpr int kExitFinished = 0;
+constexpr int kExitUsage = 1;
+constexpr int kExitFailed = 2;
+constexpr int kExitTimeout = 3;
+
+/// The --help text.
+extern const char* const kUsage;
+
+struct Options {
+  std::vector<std::string> controller;
+  std::vector<std::string> worker;
+  int workers = 1;
+  int port = 0;  // 0: find a free one
+  std::string experiment;
+  std::string log_dir;
+  int restarts = 0;
+  std::chrono::milliseconds start_timeout = std::chrono::seconds(60);
+  std::chrono::milliseconds params_timeout = std::chrono::seconds(300);
+  /// How long the workers get to finish once the controller has ended (and
+  /// the controller once every worker has finished).
+  std::chrono::milliseconds end_grace = std::chrono::seconds(30);
+  bool help = false;
+};
+
+/// Parses platoon-launch's arguments. Throws UsageError naming the bad one.
+Options parse_options(int argc, char** argv);
+
+}  // namespace platoon::launch
