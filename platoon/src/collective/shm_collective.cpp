@@ -11,6 +11,7 @@
 #include <cstring>
 #include <thread>
 
+#include "../common/vector_loop.hpp"
 #include "platoon/common/checksum.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
@@ -19,15 +20,6 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#endif
-
-// The reduction loop is compiled for AVX-512, AVX2 and the baseline on
-// x86-64, and the best is picked at load time (as for the sync rules).
-#if defined(__x86_64__) && defined(__gnu_linux__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(__SANITIZE_THREAD__)
-#define PLATOON_REDUCE_LOOP __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define PLATOON_REDUCE_LOOP
 #endif
 
 namespace platoon {
@@ -149,16 +141,16 @@ void cpu_relax() {
 #endif
 }
 
-PLATOON_REDUCE_LOOP void add_into(float* __restrict acc, const float* __restrict x, std::size_t n) {
+PLATOON_VECTOR_LOOP void add_into(float* __restrict acc, const float* __restrict x, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) acc[i] += x[i];
 }
 
-PLATOON_REDUCE_LOOP void sum_two(float* __restrict out, const float* __restrict a, const float* __restrict b,
+PLATOON_VECTOR_LOOP void sum_two(float* __restrict out, const float* __restrict a, const float* __restrict b,
                                  std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
-PLATOON_REDUCE_LOOP void divide(float* __restrict x, std::size_t n, float by) {
+PLATOON_VECTOR_LOOP void divide(float* __restrict x, std::size_t n, float by) {
   for (std::size_t i = 0; i < n; ++i) x[i] /= by;
 }
 

@@ -2,21 +2,9 @@
 
 #include <cmath>
 
+#include "../common/vector_loop.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
-
-// The loops below are memory-bound for large models (16 or 24 bytes per
-// element) but run from cache for small ones, where the vector width counts:
-// with AVX-512 a 1 M-element EASGD pass is about 1.6x faster than with the
-// SSE2 of a generic x86-64 build. So on x86-64 each loop is compiled for
-// AVX-512, AVX2 and the build's baseline, and the best one for the CPU is
-// picked at load time. Sanitizer builds keep one version.
-#if defined(__x86_64__) && defined(__gnu_linux__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(__SANITIZE_THREAD__)
-#define PLATOON_SYNC_LOOP __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define PLATOON_SYNC_LOOP
-#endif
 
 namespace platoon {
 
@@ -29,7 +17,7 @@ float checked_alpha(float alpha) {
 
 // One pass, 16 bytes per element: read both, write both. Both writes use
 // the same d, computed from the values before either write.
-PLATOON_SYNC_LOOP void easgd_loop(float* __restrict l, float* __restrict c, std::size_t n, float a) {
+PLATOON_VECTOR_LOOP void easgd_loop(float* __restrict l, float* __restrict c, std::size_t n, float a) {
   for (std::size_t i = 0; i < n; ++i) {
     const float d = a * (l[i] - c[i]);
     l[i] -= d;
@@ -37,7 +25,7 @@ PLATOON_SYNC_LOOP void easgd_loop(float* __restrict l, float* __restrict c, std:
   }
 }
 
-PLATOON_SYNC_LOOP void asgd_loop(float* __restrict l, float* __restrict c, float* __restrict last, std::size_t n) {
+PLATOON_VECTOR_LOOP void asgd_loop(float* __restrict l, float* __restrict c, float* __restrict last, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     const float center = c[i] + (l[i] - last[i]);
     c[i] = center;
@@ -46,7 +34,7 @@ PLATOON_SYNC_LOOP void asgd_loop(float* __restrict l, float* __restrict c, float
   }
 }
 
-PLATOON_SYNC_LOOP void weighted_loop(float* __restrict l, float* __restrict c, std::size_t n, float alpha, float beta) {
+PLATOON_VECTOR_LOOP void weighted_loop(float* __restrict l, float* __restrict c, std::size_t n, float alpha, float beta) {
   for (std::size_t i = 0; i < n; ++i) {
     const float value = alpha * c[i] + beta * l[i];
     c[i] = value;

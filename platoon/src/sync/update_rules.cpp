@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "../common/vector_loop.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
 
@@ -14,6 +15,36 @@ std::string number(float x) {
   std::ostringstream out;
   out << x;
   return out.str();
+}
+
+// The rules' element loops, one pass each, dispatched by CPU (vector_loop.hpp).
+
+PLATOON_VECTOR_LOOP void sgd_loop(float* __restrict p, const float* __restrict g, std::size_t n, float lr, float wd) {
+  for (std::size_t i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+}
+
+PLATOON_VECTOR_LOOP void momentum_loop(float* __restrict p, const float* __restrict grad, float* __restrict velocity,
+                                       std::size_t n, float lr, float mu, float wd, bool nesterov) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float g = grad[i] + wd * p[i];
+    const float v = mu * velocity[i] + g;
+    velocity[i] = v;
+    p[i] -= lr * (nesterov ? g + mu * v : v);
+  }
+}
+
+struct AdamStep {
+  float b1, b2, eps, step_size, inv_sqrt_c2, decay;
+};
+
+PLATOON_VECTOR_LOOP void adam_loop(float* __restrict p, const float* __restrict grad, float* __restrict m,
+                                   float* __restrict v, std::size_t n, AdamStep s) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float g = grad[i];
+    m[i] = s.b1 * m[i] + (1.0f - s.b1) * g;
+    v[i] = s.b2 * v[i] + (1.0f - s.b2) * g * g;
+    p[i] -= s.step_size * m[i] / (std::sqrt(v[i]) * s.inv_sqrt_c2 + s.eps) + s.decay * p[i];
+  }
 }
 
 }  // namespace
@@ -47,16 +78,10 @@ void Sgd::step(std::span<float> params, std::span<const float> grad) {
   if (!is_attached_) attach(params.size());
   check_sizes(params, grad, attached_);
   const float lr = lr_, mu = settings_.momentum, wd = settings_.weight_decay;
-  if (mu == 0.0f) {
-    for (std::size_t i = 0; i < params.size(); ++i) params[i] -= lr * (grad[i] + wd * params[i]);
-    return;
-  }
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const float g = grad[i] + wd * params[i];
-    const float v = mu * velocity_[i] + g;
-    velocity_[i] = v;
-    params[i] -= lr * (settings_.nesterov ? g + mu * v : v);
-  }
+  if (mu == 0.0f)
+    sgd_loop(params.data(), grad.data(), params.size(), lr, wd);
+  else
+    momentum_loop(params.data(), grad.data(), velocity_.data(), params.size(), lr, mu, wd, settings_.nesterov);
 }
 
 std::vector<std::span<float>> Sgd::state() {
@@ -98,16 +123,13 @@ void Adam::step(std::span<float> params, std::span<const float> grad) {
   const double k = step_count_[0];
   const auto correction1 = static_cast<float>(1.0 - std::pow(static_cast<double>(settings_.beta1), k));
   const auto correction2 = static_cast<float>(1.0 - std::pow(static_cast<double>(settings_.beta2), k));
-  const float step_size = lr_ / correction1;
-  const float inv_sqrt_c2 = 1.0f / std::sqrt(correction2);
-  const float b1 = settings_.beta1, b2 = settings_.beta2, eps = settings_.eps;
-  const float decay = lr_ * settings_.weight_decay;
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const float g = grad[i];
-    m_[i] = b1 * m_[i] + (1.0f - b1) * g;
-    v_[i] = b2 * v_[i] + (1.0f - b2) * g * g;
-    params[i] -= step_size * m_[i] / (std::sqrt(v_[i]) * inv_sqrt_c2 + eps) + decay * params[i];
-  }
+  const AdamStep s{.b1 = settings_.beta1,
+                   .b2 = settings_.beta2,
+                   .eps = settings_.eps,
+                   .step_size = lr_ / correction1,
+                   .inv_sqrt_c2 = 1.0f / std::sqrt(correction2),
+                   .decay = lr_ * settings_.weight_decay};
+  adam_loop(params.data(), grad.data(), m_.data(), v_.data(), params.size(), s);
 }
 
 std::vector<std::span<float>> Adam::state() { return {m_, v_, step_count_}; }
