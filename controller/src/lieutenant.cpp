@@ -212,6 +212,8 @@ struct Lieutenant::Impl {
   }
 
   WorkerInfo& registered(const protocol::Request& r) {
+    if (r.worker_id.is_null())
+      throw ProtocolError("request lacks 'worker_id' (only platoon-status may be sent without one)");
     if (!r.worker_id.is_number_integer())
       throw ProtocolError(str_cat("worker_id ", protocol::quote(r.worker_id), " is not a registered worker id"));
     const int id = r.worker_id.get<int>();
@@ -455,6 +457,8 @@ void Lieutenant::on_worker_lost(const WorkerInfo& worker, const std::string& rea
   impl_->log.warn("worker ", worker.id, " (pid ", worker.process.pid, ") was lost: ", reason);
 }
 
+void Lieutenant::on_tick() {}
+
 void Lieutenant::serve() {
   if (!impl_->socket) throw Error("serve() called before init_control()");
   SignalWatch signals(impl_->options.handle_signals);
@@ -483,6 +487,7 @@ void Lieutenant::serve() {
     }
     if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
       impl_->check_workers();
+      on_tick();
       if (impl_->checkpoints && impl_->checkpoints->due(now)) impl_->start_checkpoint(now);
       next_check = now + impl_->options.tick;
     }

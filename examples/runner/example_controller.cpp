@@ -81,6 +81,12 @@ void ExampleController::on_worker_lost(const WorkerInfo& worker, const std::stri
   }
 }
 
+void ExampleController::on_tick() {
+  if (job_ending() || !schedule_.time_spent(elapsed_seconds())) return;
+  log().info("stopping: ", schedule_.stop_reason());
+  end_job();
+}
+
 void ExampleController::log_summary() const {
   char line[300];
   std::snprintf(line, sizeof line, "job over (%s): %ld minibatches in %.1f s, best validation accuracy %.4f",

@@ -10,7 +10,9 @@
 //
 // It stops the job after a number of minibatches, a time budget, a target
 // validation accuracy, or `patience` validations without improvement; the
-// workers are told "stop" at their next request and leave gracefully.
+// workers are told "stop" at their next request and leave gracefully. The
+// time budget ends the job even when no worker asks (no worker joined, or
+// every one is busy).
 #pragma once
 
 #include <chrono>
@@ -35,6 +37,8 @@ class ExampleController : public Lieutenant {
   nlohmann::json handle_control(const nlohmann::json& req, const WorkerInfo& worker,
                                 const nlohmann::json& req_info) override;
   void on_worker_lost(const WorkerInfo& worker, const std::string& reason) override;
+  /// Ends the job once the time budget is spent, even if no worker asks.
+  void on_tick() override;
 
  private:
   [[nodiscard]] double elapsed_seconds() const;

@@ -14,9 +14,14 @@ TrainingSchedule::TrainingSchedule(ScheduleOptions options)
   if (options_.patience <= 0) throw Error("patience must be positive");
 }
 
+bool TrainingSchedule::time_spent(double elapsed_seconds) {
+  const bool spent = options_.max_seconds > 0 && elapsed_seconds >= options_.max_seconds;
+  if (spent && !stopping()) stop_reason_ = str_cat("time budget of ", options_.max_seconds, " s spent");
+  return spent;
+}
+
 Decision TrainingSchedule::next(double elapsed_seconds) {
-  if (!stopping() && options_.max_seconds > 0 && elapsed_seconds >= options_.max_seconds)
-    stop_reason_ = str_cat("time budget of ", options_.max_seconds, " s spent");
+  time_spent(elapsed_seconds);
   if (!stopping() && options_.max_minibatches > 0 && given_ >= options_.max_minibatches)
     stop_reason_ = str_cat("minibatch budget of ", options_.max_minibatches, " spent");
   if (stopping()) return {Action::stop, 0};

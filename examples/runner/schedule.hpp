@@ -40,6 +40,10 @@ class TrainingSchedule {
   /// The next decision for a worker, `elapsed_seconds` into the job. Hands
   /// out at most one validation at a time.
   Decision next(double elapsed_seconds);
+  /// Whether the time budget is spent `elapsed_seconds` into the job; once it
+  /// is, the schedule is stopping (checked on every decision, and by the
+  /// controller between requests).
+  bool time_spent(double elapsed_seconds);
   /// Records minibatches a worker has finished.
   void trained(long minibatches) { trained_ += minibatches; }
   /// Records a validation error; may decide to stop (patience, target).

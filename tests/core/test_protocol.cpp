@@ -2,6 +2,10 @@
 // bad requests while it keeps serving everyone else.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <future>
+
 #include <zmq.hpp>
 
 #include "platoon/channel/control_client.hpp"
@@ -49,8 +53,7 @@ TEST_CASE("parse_request names what is wrong") {
   CHECK_THROWS_WITH_AS(protocol::parse_request("[1, 2]"), doctest::Contains("must be a JSON object"), ProtocolError);
   CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"worker_id": 1})"), doctest::Contains("lacks 'req'"),
                        ProtocolError);
-  CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"req": 1})"), doctest::Contains("lacks 'worker_id'"),
-                       ProtocolError);
+  CHECK(protocol::parse_request(R"({"req": "platoon-status"})").worker_id.is_null());  // the controller decides
   CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"worker_id": [1], "req": 1})"),
                        doctest::Contains("'worker_id' must be"), ProtocolError);
   CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"worker_id": 1, "req": 1, "extra": 2})"),
@@ -67,6 +70,13 @@ TEST_CASE("the controller answers each kind of bad request with an error reply")
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "next"})")) == "not-registered");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "platoon-nonsense"})")) == "bad-request");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": null, "req": "next"})")) == "bad-request");
+  // Anyone may ask for the job's state, without a worker id; nothing else goes without one.
+  const json status = json::parse(controller.handle_frame(R"({"req": "platoon-status"})"));
+  CHECK(status.value("job_id", "") == controller.job_id());
+  const json anonymous = json::parse(controller.handle_frame(R"({"req": "next"})"));
+  CHECK(error_kind(anonymous.dump()) == "bad-request");
+  CHECK(anonymous.dump().find("only platoon-status") != std::string::npos);
+  CHECK(error_kind(controller.handle_frame(R"({"req": "platoon-heartbeat"})")) == "bad-request");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": "h:1", "req": "platoon-register"})")) == "bad-request");
   CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "platoon-register", "req_info": {"pid": "x"}})")) ==
         "bad-request");
@@ -121,4 +131,38 @@ TEST_CASE("a request to a controller that is not there times out naming the endp
   CHECK_THROWS_WITH_AS(client.request(0, "next"), doctest::Contains(endpoint.c_str()), platoon::TimeoutError);
   // The client stays usable: a second request times out the same way, no hang.
   CHECK_THROWS_AS(client.request(0, "next"), platoon::TimeoutError);
+}
+
+namespace {
+// Ends its job on its own clock: after a few ticks, with no request at all.
+class TickingController : public platoon::Lieutenant {
+ public:
+  TickingController() : Lieutenant(options()) {}
+  std::atomic<int> ticks{0};
+
+ protected:
+  json handle_control(const json&, const platoon::WorkerInfo&, const json&) override { return "ok"; }
+  void on_tick() override {
+    if (++ticks == 3) end_job();
+  }
+
+ private:
+  static Options options() {
+    Options o = platoon::testing::test_controller_options();
+    o.tick = std::chrono::milliseconds(10);
+    return o;
+  }
+};
+}  // namespace
+
+TEST_CASE("on_tick runs between requests and may end a job that no worker joined") {
+  TickingController controller;
+  controller.init_control(0);
+  auto served = std::async(std::launch::async, [&] { controller.serve(); });
+  const bool ended = served.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  if (!ended) controller.stop();
+  served.get();
+  CHECK(ended);
+  CHECK(controller.ticks.load() >= 3);
+  CHECK(controller.job_ending());
 }

@@ -140,6 +140,11 @@ class Lieutenant {
   /// Called when a worker died or went silent for Options::worker_timeout.
   /// Default: log it. The job goes on with the others.
   virtual void on_worker_lost(const WorkerInfo& worker, const std::string& reason);
+  /// Called by serve() on its own thread about every Options::tick, between
+  /// requests: for decisions that depend on time rather than on a request
+  /// (a time budget that must end the job even when no worker asks).
+  /// Default: nothing.
+  virtual void on_tick();
 
   /// The controller's logger ("[controller]").
   [[nodiscard]] const Logger& log() const;

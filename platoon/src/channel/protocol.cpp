@@ -36,9 +36,8 @@ Request parse_request(std::string_view frame, std::size_t max_bytes) {
     else if (key == "req_info") r.req_info = std::move(value);
     else throw ProtocolError(str_cat("request has an unexpected key '", key, "'"));
   }
-  if (!j.contains("worker_id")) throw ProtocolError("request lacks 'worker_id'");
   if (!j.contains("req")) throw ProtocolError("request lacks 'req'");
-  if (!(r.worker_id.is_number_integer() || r.worker_id.is_string()))
+  if (!(r.worker_id.is_null() || r.worker_id.is_number_integer() || r.worker_id.is_string()))
     throw ProtocolError(str_cat("request 'worker_id' must be an integer or a string, got ", r.worker_id.type_name()));
   return r;
 }

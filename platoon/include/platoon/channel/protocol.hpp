@@ -2,10 +2,13 @@
 //
 // Wire format (compatible with Platoon's): every request is one ZeroMQ frame
 // holding the JSON object
-//   {"worker_id": <any JSON>, "req": <any JSON>, "req_info": <optional JSON>}
+//   {"worker_id": <integer or string>, "req": <any JSON>, "req_info": <optional JSON>}
 // and every reply is one frame holding any JSON value. Requests whose `req` is
 // a string starting with "platoon-" belong to the framework; everything else
-// goes to Lieutenant::handle_control().
+// goes to Lieutenant::handle_control(). Only "platoon-status" may be sent
+// without a "worker_id": anyone who can reach the endpoint (loopback, or a
+// CURVE key the job allows) may ask for the job's state; everything else needs
+// a registered worker's id.
 //
 // An error is replied as {"platoon_error": {"kind": ..., "message": ...}};
 // Soldier::send_req() turns it into a platoon::ProtocolError.
@@ -45,7 +48,7 @@ inline constexpr std::size_t kMaxNestingDepth = 64;
 
 /// A parsed request.
 struct Request {
-  nlohmann::json worker_id;
+  nlohmann::json worker_id;  ///< null when absent
   nlohmann::json req;
   nlohmann::json req_info;  ///< null when absent
 
@@ -55,8 +58,10 @@ struct Request {
 
 /// Parses and validates one request frame. Throws platoon::ProtocolError
 /// saying what is wrong: larger than `max_bytes`, nested deeper than
-/// kMaxNestingDepth, not JSON, not an object, no "worker_id" or "req", or
-/// an unexpected key.
+/// kMaxNestingDepth, not JSON, not an object, no "req", a "worker_id" that is
+/// neither an integer nor a string, or an unexpected key. A missing
+/// "worker_id" is left null: whether the request needs one is the
+/// controller's call.
 Request parse_request(std::string_view frame, std::size_t max_bytes = kDefaultMaxMessageBytes);
 
 /// `value` as JSON text for a log line or an error message: at most
