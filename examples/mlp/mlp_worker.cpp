@@ -132,28 +132,19 @@ int sync_main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --mode picks the loop; the EASGD loop still lives in the shared runner,
-  // which gets the other flags.
-  std::string mode = "easgd";
-  std::vector<char*> rest{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--mode" && i + 1 < argc) {
-      mode = argv[++i];
-      continue;
-    }
-    rest.push_back(argv[i]);
-  }
-  if (mode == "easgd")
-    return run_example_worker(static_cast<int>(rest.size()), rest.data(), mlp::worker_defaults(),
+  // --mode picks the loop and its parser; the EASGD loop lives in the
+  // shared runner. Each parser checks --mode's value itself.
+  const std::string mode = worker_mode(argc, argv);
+  if (mode != "sync")
+    return run_example_worker(argc, argv, mlp::worker_defaults(),
                               [](std::uint64_t seed, int hidden) {
       return std::make_unique<Mlp>(seed, hidden > 0 ? hidden : 256, hidden > 0 ? hidden / 2 : 128);
     });
-  if (mode != "sync") {
-    std::cerr << "worker: --mode must be sync or easgd, not '" << mode << "'\n";
-    return 1;
-  }
   try {
-    return sync_main(static_cast<int>(rest.size()), rest.data());
+    return sync_main(argc, argv);
+  } catch (const HelpRequested& help) {
+    std::cout << help.text;
+    return 0;
   } catch (const std::exception& e) {
     std::cerr << "worker: " << e.what() << "\n";
     return 1;

@@ -101,34 +101,26 @@ void ExampleController::log_summary() const {
 
 int run_example_controller(int argc, char** argv, const ScheduleOptions& defaults) {
   try {
-    const Flags flags(argc, argv,
-                      {"--port", "--endpoint", "--max-minibatches", "--max-time", "--valid-every", "--patience",
-                       "--target-accuracy", "--minibatches-per-request", "--checkpoint", "--checkpoint-every",
-                       "--resume", "--worker-timeout", "--group-size"},
-                      {});
+    const ControllerFlags flags = parse_controller_flags(argc, argv, defaults);
+    const auto milliseconds = [](double seconds) {
+      return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+    };
     Lieutenant::Options options;
-    options.checkpoint_path = flags.get("--checkpoint", "");
-    options.checkpoint_interval = std::chrono::milliseconds(
-        static_cast<long>(flags.get_double("--checkpoint-every", 60.0) * 1000));
-    options.resume_path = flags.get("--resume", "");
-    options.worker_timeout =
-        std::chrono::milliseconds(static_cast<long>(flags.get_double("--worker-timeout", 2.0) * 1000));
+    options.checkpoint_path = flags.checkpoint;
+    options.checkpoint_interval = milliseconds(flags.checkpoint_every_seconds);
+    options.resume_path = flags.resume;
+    options.worker_timeout = milliseconds(flags.worker_timeout_seconds);
     // Synchronous workers (mlp_worker --mode sync): the first epoch of the
     // group forms once this many have joined.
-    options.group_size = static_cast<int>(flags.get_int("--group-size", 1));
-    ScheduleOptions schedule = defaults;
-    schedule.max_minibatches = flags.get_int("--max-minibatches", defaults.max_minibatches);
-    schedule.max_seconds = flags.get_double("--max-time", defaults.max_seconds);
-    schedule.valid_every = flags.get_int("--valid-every", defaults.valid_every);
-    schedule.patience = static_cast<int>(flags.get_int("--patience", defaults.patience));
-    schedule.target_accuracy = flags.get_double("--target-accuracy", defaults.target_accuracy);
-    schedule.minibatches_per_request =
-        static_cast<int>(flags.get_int("--minibatches-per-request", defaults.minibatches_per_request));
-    ExampleController controller(options, schedule);
-    if (flags.has("--endpoint")) controller.init_control(flags.get("--endpoint", ""));
-    else controller.init_control(static_cast<int>(flags.get_int("--port", 5567)));
+    options.group_size = flags.group_size;
+    ExampleController controller(options, flags.schedule);
+    if (!flags.endpoint.empty()) controller.init_control(flags.endpoint);
+    else controller.init_control(flags.port);
     controller.serve();
     controller.log_summary();
+    return 0;
+  } catch (const HelpRequested& help) {
+    std::cout << help.text;
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "controller: " << e.what() << "\n";

@@ -29,12 +29,12 @@ struct Data {
   std::vector<std::size_t> valid;
 };
 
-Data load_data(const std::string& dir, long train_limit) {
+Data load_data(const std::string& dir, std::size_t train_limit) {
   Data d{load_fashion_mnist(dir), {}, {}};
   const std::size_t n = d.set.train_images.count;
   if (n <= kValidationSize) throw Error(str_cat("the training set in ", dir, " has only ", n, " images"));
   const std::size_t train_end = n - kValidationSize;
-  const std::size_t train_n = train_limit > 0 ? std::min<std::size_t>(train_limit, train_end) : train_end;
+  const std::size_t train_n = train_limit > 0 ? std::min(train_limit, train_end) : train_end;
   for (std::size_t i = 0; i < train_n; ++i) d.train.push_back(i);
   for (std::size_t i = train_end; i < n; ++i) d.valid.push_back(i);
   return d;
@@ -47,10 +47,12 @@ double accuracy_on(Model& model, const IdxImages& images, std::span<const std::u
   return accuracy(model, batch.images.data(), batch.labels.data(), batch.size());
 }
 
-// Trains minibatches in order, reshuffling at each epoch.
+// Trains minibatches in order, reshuffling at each epoch. Each epoch uses
+// whole minibatches only, so a minibatch never reaches past the samples.
 class MinibatchStream {
  public:
-  MinibatchStream(Model& model, UpdateRule& optimizer, const Data& data, int batch, std::uint64_t seed,
+  /// Throws UsageError naming --batch when `batch` exceeds the training samples.
+  MinibatchStream(Model& model, UpdateRule& optimizer, const Data& data, std::size_t batch, std::uint64_t seed,
                   float clip_norm, double lr_decay)
       : optimizer_(optimizer),
         lr_decay_(lr_decay),
@@ -58,6 +60,7 @@ class MinibatchStream {
         indices_(data.train),
         shuffler_(data.train.size(), seed),
         batch_(batch) {
+    check_batch_fits(batch_, indices_.size());
     trainer_.set_clip_norm(clip_norm);
   }
 
@@ -70,6 +73,7 @@ class MinibatchStream {
       for (std::size_t i : permutation) order_.push_back(indices_[i]);
       position_ = 0;
     }
+    PLATOON_ENFORCE(position_ + batch_ <= order_.size(), "a minibatch past the end of the epoch's order");
     trainer_.step(std::span<const std::size_t>(order_).subspan(position_, batch_));
     position_ += batch_;
     samples_ += batch_;
@@ -94,18 +98,11 @@ void print_throughput(long samples, double train_seconds, long minibatches) {
   std::fflush(stdout);
 }
 
-int run_standalone(const Flags& flags, const WorkerDefaults& defaults, Model& model, UpdateRule& optimizer,
-                   const Data& data, int batch, float clip_norm, std::uint64_t seed) {
-  ScheduleOptions options = defaults.schedule;
-  options.max_minibatches = flags.get_int("--max-minibatches", options.max_minibatches);
-  options.max_seconds = flags.get_double("--max-time", options.max_seconds);
-  options.valid_every = flags.get_int("--valid-every", options.valid_every);
-  options.patience = static_cast<int>(flags.get_int("--patience", options.patience));
-  options.target_accuracy = flags.get_double("--target-accuracy", options.target_accuracy);
-  TrainingSchedule schedule(options);
+int run_standalone(const WorkerFlags& flags, Model& model, UpdateRule& optimizer, const Data& data) {
+  TrainingSchedule schedule(flags.schedule);
   Logger log("standalone");
-  MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm,
-                         flags.get_double("--lr-decay", defaults.lr_decay));
+  MinibatchStream stream(model, optimizer, data, static_cast<std::size_t>(flags.batch), flags.seed,
+                         static_cast<float>(flags.clip_norm), flags.lr_decay);
   const auto started = Clock::now();
   double valid_seconds = 0;
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
@@ -137,26 +134,22 @@ int run_standalone(const Flags& flags, const WorkerDefaults& defaults, Model& mo
   return 0;
 }
 
-int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Model& model, UpdateRule& optimizer,
-                        const Data& data, int batch, float clip_norm, const ModelFactory& make_model,
-                        int hidden) {
+int run_with_controller(const WorkerFlags& flags, Model& model, UpdateRule& optimizer, const Data& data,
+                        const ModelFactory& make_model) {
   Soldier::Options options;
-  options.endpoint = flags.has("--endpoint") ? flags.get("--endpoint", "")
-                                             : loopback_endpoint(static_cast<int>(flags.get_int("--port", 5567)));
-  options.sync_threads = static_cast<std::size_t>(flags.get_int("--sync-threads", 1));
+  options.endpoint = flags.endpoint;
+  options.sync_threads = flags.sync_threads;
   Soldier soldier(options);
-  soldier.init_shared_params(model.param_views(),
-                             std::make_unique<EASGD>(static_cast<float>(flags.get_double("--alpha", defaults.alpha))));
+  soldier.init_shared_params(model.param_views(), std::make_unique<EASGD>(static_cast<float>(flags.alpha)));
   // Every worker shuffles its own way.
-  const std::uint64_t seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1)) * 1000 + soldier.worker_id();
-  MinibatchStream stream(model, optimizer, data, batch, seed, clip_norm,
-                         flags.get_double("--lr-decay", defaults.lr_decay));
-  const long sync_every = flags.get_int("--sync-every", defaults.sync_every);
-  if (sync_every <= 0) throw Error("--sync-every must be positive");
+  const std::uint64_t seed = flags.seed * 1000 + static_cast<std::uint64_t>(soldier.worker_id());
+  MinibatchStream stream(model, optimizer, data, static_cast<std::size_t>(flags.batch), seed,
+                         static_cast<float>(flags.clip_norm), flags.lr_decay);
+  const long sync_every = flags.sync_every;
 
   // Validation and test look at the center through a scratch model, so the
   // worker's own progress is never thrown away.
-  std::unique_ptr<Model> scratch = make_model(1, hidden);
+  std::unique_ptr<Model> scratch = make_model(1, flags.hidden);
   auto center_accuracy = [&](const IdxImages& images, std::span<const std::uint8_t> labels,
                              const std::vector<std::size_t>* indices) {
     {
@@ -209,23 +202,17 @@ int run_with_controller(const Flags& flags, const WorkerDefaults& defaults, Mode
 
 int run_example_worker(int argc, char** argv, const WorkerDefaults& defaults, const ModelFactory& make_model) {
   try {
-    const Flags flags(argc, argv,
-                      {"--port", "--endpoint", "--data", "--batch", "--lr", "--lr-decay", "--optimizer", "--sync-every", "--alpha",
-                       "--seed", "--hidden", "--clip-norm", "--train-limit", "--sync-threads", "--max-minibatches",
-                       "--max-time", "--valid-every", "--patience", "--target-accuracy"},
-                      {"--standalone"});
-    const Data data = load_data(flags.get("--data", default_fashion_mnist_dir()),
-                                flags.get_int("--train-limit", 0));
-    const int hidden = static_cast<int>(flags.get_int("--hidden", 0));
-    const auto seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1));
-    std::unique_ptr<Model> model = make_model(seed, hidden);
-    const auto optimizer = make_update_rule(flags.get("--optimizer", defaults.optimizer),
-                                          static_cast<float>(flags.get_double("--lr", defaults.learning_rate)));
-    const int batch = static_cast<int>(flags.get_int("--batch", defaults.batch));
-    if (batch <= 0) throw Error("--batch must be positive");
-    const auto clip = static_cast<float>(flags.get_double("--clip-norm", defaults.clip_norm));
-    if (flags.has("--standalone")) return run_standalone(flags, defaults, *model, *optimizer, data, batch, clip, seed);
-    return run_with_controller(flags, defaults, *model, *optimizer, data, batch, clip, make_model, hidden);
+    const WorkerFlags flags = parse_worker_flags(argc, argv, defaults);
+    const Data data = load_data(flags.data, flags.train_limit);
+    // Before the model and the controller: a batch the data cannot fill is bad usage.
+    check_batch_fits(static_cast<std::size_t>(flags.batch), data.train.size());
+    std::unique_ptr<Model> model = make_model(flags.seed, flags.hidden);
+    const auto optimizer = make_update_rule(flags.optimizer, static_cast<float>(flags.learning_rate));
+    if (flags.standalone) return run_standalone(flags, *model, *optimizer, data);
+    return run_with_controller(flags, *model, *optimizer, data, make_model);
+  } catch (const HelpRequested& help) {
+    std::cout << help.text;
+    return 0;
   } catch (const std::exception& e) {
     std::cerr << "worker: " << e.what() << "\n";
     return 1;

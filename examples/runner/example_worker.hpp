@@ -10,26 +10,16 @@
 #include <memory>
 
 #include "common/model.hpp"
+#include "flags.hpp"
 #include "schedule.hpp"
 
 namespace platoon::examples {
 
-/// Hyper-parameter defaults of one example.
-struct WorkerDefaults {
-  int batch = 64;
-  double learning_rate = 1e-3;
-  double lr_decay = 1.0;  ///< learning rate factor after each pass over the data
-  std::string optimizer = "adam";
-  int sync_every = 10;
-  double alpha = 0.5;
-  double clip_norm = 0;
-  ScheduleOptions schedule;  ///< used by --standalone
-};
-
 /// Builds the model; `hidden` is the --hidden flag (0 when absent).
 using ModelFactory = std::function<std::unique_ptr<Model>(std::uint64_t seed, int hidden)>;
 
-/// main() of an example worker. Returns the process exit code.
+/// main() of an example worker (its flags: parse_worker_flags()). Returns
+/// the process exit code: 0 done (or --help), 1 bad usage or an error.
 int run_example_worker(int argc, char** argv, const WorkerDefaults& defaults, const ModelFactory& make_model);
 
 }  // namespace platoon::examples

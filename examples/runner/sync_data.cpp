@@ -34,34 +34,6 @@ SharedImages view(const SharedDataset& d, const char* images, const char* labels
 
 }  // namespace
 
-SyncFlags parse_sync_flags(int argc, char** argv, const SyncDefaults& defaults) {
-  const Flags flags(argc, argv,
-                    {"--port", "--endpoint", "--data", "--batch", "--lr", "--lr-decay", "--optimizer",
-                     "--weight-decay", "--clip-norm", "--seed", "--train-limit", "--hidden"},
-                    {});
-  SyncFlags f;
-  f.endpoint = flags.has("--endpoint") ? flags.get("--endpoint", "")
-                                       : loopback_endpoint(static_cast<int>(flags.get_int("--port", 5567)));
-  f.data = flags.get("--data", default_fashion_mnist_dir());
-  const long batch = flags.get_int("--batch", static_cast<long>(defaults.global_batch));
-  if (batch < 1) throw Error(str_cat("--batch must be at least 1, got ", batch));
-  f.global_batch = static_cast<std::size_t>(batch);
-  f.learning_rate = static_cast<float>(flags.get_double("--lr", defaults.learning_rate));
-  f.lr_decay = flags.get_double("--lr-decay", defaults.lr_decay);
-  if (!(f.lr_decay > 0 && f.lr_decay <= 1)) throw Error(str_cat("--lr-decay must be in (0, 1], got ", f.lr_decay));
-  f.optimizer = flags.get("--optimizer", defaults.optimizer);
-  f.weight_decay = static_cast<float>(flags.get_double("--weight-decay", -1));
-  f.clip_norm = static_cast<float>(flags.get_double("--clip-norm", defaults.clip_norm));
-  f.seed = static_cast<std::uint64_t>(flags.get_int("--seed", 1));
-  const long limit = flags.get_int("--train-limit", 0);
-  if (limit < 0) throw Error(str_cat("--train-limit must be 0 (all) or positive, got ", limit));
-  f.train_limit = static_cast<std::size_t>(limit);
-  const long hidden = flags.get_int("--hidden", 0);
-  if (hidden < 0 || hidden > 65536) throw Error(str_cat("--hidden must be in 0..65536, got ", hidden));
-  f.hidden = static_cast<int>(hidden);
-  return f;
-}
-
 std::vector<std::size_t> all_indices(std::size_t n) {
   std::vector<std::size_t> v(n);
   std::iota(v.begin(), v.end(), std::size_t{0});
@@ -129,10 +101,7 @@ TrainValidSplit split_train_valid(std::size_t count, std::size_t validation_size
 
 GlobalBatches::GlobalBatches(std::vector<std::size_t> samples, std::size_t batch, std::uint64_t seed)
     : samples_(std::move(samples)), batch_(batch), seed_(seed) {
-  if (batch_ == 0) throw Error("the global batch must hold at least one sample");
-  if (batch_ > samples_.size())
-    throw Error(str_cat("the global batch of ", batch_, " samples is larger than the ", samples_.size(),
-                        " training samples"));
+  check_batch_fits(batch_, samples_.size());
 }
 
 long GlobalBatches::pass_of(long step) const {
@@ -143,6 +112,7 @@ long GlobalBatches::pass_of(long step) const {
 std::span<const std::size_t> GlobalBatches::slice(long step, int rank, int size) {
   // Each pass uses whole batches only; its order depends on the seed and the
   // pass alone, so a worker that joins mid-job computes the same one.
+  PLATOON_ENFORCE(step >= 0 && rank >= 0 && rank < size, "a global step or rank out of range");
   const std::size_t per_pass = samples_.size() / batch_;
   const long pass = pass_of(step);
   if (pass != pass_) {
@@ -153,6 +123,9 @@ std::span<const std::size_t> GlobalBatches::slice(long step, int rank, int size)
   }
   const std::size_t first = (static_cast<std::size_t>(step) % per_pass) * batch_;
   const BatchSlice part = batch_slice(batch_, rank, size);
+  // The whole batches of a pass end within the order, and a rank's part
+  // within its batch: no slice reaches past the samples.
+  PLATOON_ENFORCE(first + part.begin + part.count <= order_.size(), "a batch slice past the end of the samples");
   return std::span<const std::size_t>(order_).subspan(first + part.begin, part.count);
 }
 

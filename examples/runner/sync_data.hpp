@@ -11,37 +11,12 @@
 
 #include "common/model.hpp"
 #include "common/train.hpp"
+#include "flags.hpp"
 #include "platoon/collective/collective.hpp"
 #include "platoon/shm/shared_dataset.hpp"
 #include "platoon/soldier.hpp"
 
 namespace platoon::examples {
-
-/// The flags every synchronous worker takes, and their values.
-struct SyncFlags {
-  std::string endpoint;           ///< --endpoint, or tcp://127.0.0.1:<--port> (5567)
-  std::filesystem::path data;     ///< --data (Debian's Fashion-MNIST)
-  std::size_t global_batch = 0;   ///< --batch: samples per global step, all workers together
-  float learning_rate = 0;        ///< --lr
-  double lr_decay = 1;            ///< --lr-decay: factor per pass over the data
-  std::string optimizer;          ///< --optimizer: sgd, momentum, nesterov, adam, adamw
-  float weight_decay = -1;        ///< --weight-decay (-1: the optimizer's default)
-  float clip_norm = 0;            ///< --clip-norm of the reduced gradient (0: none)
-  std::uint64_t seed = 1;         ///< --seed: model and minibatch order, the same on every worker
-  std::size_t train_limit = 0;    ///< --train-limit (0: the whole training set)
-  int hidden = 0;                 ///< --hidden (0: the model's default)
-};
-/// The defaults that differ per example.
-struct SyncDefaults {
-  std::size_t global_batch = 128;
-  double learning_rate = 1e-3;
-  double lr_decay = 1.0;
-  std::string optimizer = "adam";
-  double clip_norm = 0;
-};
-/// Parses argv (without --mode). Throws Error naming a flag that is unknown
-/// or has a bad value.
-SyncFlags parse_sync_flags(int argc, char** argv, const SyncDefaults& defaults);
 
 /// 0, 1, ..., n-1.
 std::vector<std::size_t> all_indices(std::size_t n);
@@ -87,7 +62,8 @@ TrainValidSplit split_train_valid(std::size_t count, std::size_t validation_size
 /// socket, and results do not depend on the number of workers.
 class GlobalBatches {
  public:
-  /// Throws Error when batch is 0 or larger than the number of samples.
+  /// Throws UsageError naming --batch when batch is 0 or larger than the
+  /// number of samples.
   GlobalBatches(std::vector<std::size_t> samples, std::size_t batch, std::uint64_t seed);
   /// The part of global step `step`'s minibatch that `rank` of `size` takes
   /// (platoon::batch_slice). Valid until the next call.

@@ -96,6 +96,40 @@ TEST_CASE("platoon-launch --help and bad usage") {
   auto [missing, why] = platoon::testing::run_tool({PLATOON_LAUNCH_BIN, "--controller", "c"}, dir);
   CHECK(missing.code == 1);
   CHECK(why.find("--worker is required") != std::string::npos);
+  // Every option is listed, with its default where it has one.
+  for (const char* option : {"--controller", "--worker", "--workers", "--port", "--experiment", "--log-dir",
+                             "--restart", "--start-timeout", "--params-timeout", "--end-grace", "--help"})
+    CHECK_MESSAGE(text.find(option) != std::string::npos, option);
+  CHECK(text.find("=60") != std::string::npos);
+  CHECK(text.find("PLATOON_WORKER_INDEX") != std::string::npos);
+}
+
+// Defect 9: the range of each number is checked before anything starts; the
+// message names the option and the range.
+TEST_CASE("platoon-launch refuses numbers out of range, naming the option and its range") {
+  platoon::testing::TempDir dir;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--port", "0"}, "--port: Value 0 not in range 1 to 65535"},
+      {{"--port", "99999"}, "--port: Value 99999 not in range 1 to 65535"},
+      {{"--port", "-5"}, "--port: Value -5 not in range 1 to 65535"},
+      {{"--workers", "0"}, "--workers: Value 0 not in range 1 to 10000"},
+      {{"--restart", "-1"}, "--restart: Value -1 not in range 0 to 1000000"},
+      {{"--start-timeout", "0"}, "--start-timeout: needs a number of seconds in (0, 1e7]"},
+      {{"--params-timeout", "-2"}, "--params-timeout: needs a number of seconds in (0, 1e7]"},
+      {{"--end-grace", "1e300"}, "--end-grace: needs a number of seconds in (0, 1e7]"},
+      {{"--log-dir", ""}, "--log-dir: needs a non-empty path"},
+      {{"--controller", "'open"}, "--controller"},
+  };
+  for (const auto& [args, expected] : cases) {
+    std::vector<std::string> argv{PLATOON_LAUNCH_BIN, "--log-dir", (dir.path() / "logs").string(), "--controller",
+                                  "c", "--worker", "w"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto [status, message] = platoon::testing::run_tool(argv, dir);
+    INFO(args[0], " ", args[1], ": ", message);
+    CHECK(status.code == 1);
+    CHECK(message.find(expected) != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(dir.path() / "logs"));  // refused before any run folder
 }
 
 TEST_CASE("a controller program that cannot be started: exit 1, saying which") {

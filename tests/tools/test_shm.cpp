@@ -142,13 +142,29 @@ TEST_CASE("platoon-shm lists a dead controller's segment as dead and --remove-de
 
 TEST_CASE("platoon-shm: bad usage exits 1") {
   platoon::testing::TempDir dir;
-  CHECK(run_tool({PLATOON_SHM_BIN, "--frobnicate"}, dir).first.code == 1);
-  CHECK(run_tool({PLATOON_SHM_BIN, "--layout"}, dir).first.code == 1);
-  CHECK(run_tool({PLATOON_SHM_BIN, "--remove-dead", "--remove", "x"}, dir).first.code == 1);
+  // Each refusal names the options involved.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--frobnicate"}, "--frobnicate"},
+      {{"--layout"}, "--layout"},
+      {{"--remove-dead", "--remove", "x"}, "--remove-dead excludes --remove"},
+      {{"--layout", "x", "--remove", "y"}, "--layout excludes --remove"},
+      {{"--layout", "x", "--match", "y"}, "--layout excludes --match"},
+      {{"--remove", "x", "--match", "y"}, "--remove excludes --match"},
+  };
+  for (const auto& [args, expected] : bad) {
+    std::vector<std::string> argv{PLATOON_SHM_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto [code, message] = run_tool(argv, dir);
+    INFO(args[0], ": ", message);
+    CHECK(code.code == 1);
+    CHECK(message.find(expected) != std::string::npos);
+  }
   const auto [status, out] = run_tool({PLATOON_SHM_BIN, "--remove", platoon::testing::unique_name("no-such")}, dir);
   CHECK(status.code == 1);
   CHECK(out.find("no platoon segment named") != std::string::npos);
   auto [help_status, help] = run_tool({PLATOON_SHM_BIN, "--help"}, dir);
   CHECK(help_status.success());
   CHECK(help.find("Exit codes") != std::string::npos);
+  for (const char* option : {"--layout", "--remove-dead", "--remove", "--match", "--json", "--help"})
+    CHECK_MESSAGE(help.find(option) != std::string::npos, option);
 }

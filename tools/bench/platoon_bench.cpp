@@ -24,6 +24,8 @@
 #include <sstream>
 #include <thread>
 
+#include <CLI/CLI.hpp>
+
 #include "bench_common.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
@@ -33,7 +35,7 @@ namespace fs = std::filesystem;
 namespace platoon::bench {
 namespace {
 
-constexpr const char* kUsage = R"(usage: platoon-bench [options]
+constexpr const char* kDescription = R"(usage: platoon-bench [options]
 
 Measures platoon against references measured in the same run and prints a
 table. Figures (ratio = value / reference unless said otherwise):
@@ -81,26 +83,9 @@ With --quick (a few seconds) the sync figures are easgd_sync_1M_{1,2,4}w, the
 all-reduce figures are allreduce_1M_2w, allreduce_busbw_1M_2w and
 allreduce_4K_2w, and the end-to-end figures are skipped.
 
-Options:
-  --quick                 small sizes, few repetitions
-  --json FILE             also write the records as a JSON list:
-                          {"figure","value","reference","ratio","unit","better",
-                           "detail", more numbers} or {"figure","skipped"}
-  --check-json FILE       check that FILE has every figure (of --quick when
-                          given) with finite numbers; exit 0 if so, 1 if not
-  --only PREFIX           run only the figures whose name starts with PREFIX
-                          (may be repeated)
-  --sync-threads N        Soldier::Options::sync_threads for the sync figures (1)
-  --chunk-elements N      elements per lock of the center (1048576)
-  --examples-dir DIR      where mlp_worker and mlp_controller are
-                          (default: ../../examples/mlp from this program)
-  --launch PATH           platoon-launch (default: ../launch/platoon-launch)
-  --data DIR              Fashion-MNIST (/usr/share/datasets/fashion-mnist)
-  --mlp-minibatches M     minibatches per worker, end to end (3000)
-  --verbose               let the library's log lines through to stderr
-                          (by default they go to a temporary file, shown on error)
-  -h, --help              this text
+)";
 
+constexpr const char* kFooter = R"(
 Exit status: 0 when every figure selected was measured (or skipped for a
 stated reason), 1 otherwise.
 )";
@@ -118,59 +103,57 @@ class UsageError : public Error {
   using Error::Error;
 };
 
-std::size_t parse_count(const std::string& option, const std::string& text) {
-  std::size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || v == 0) throw UsageError(str_cat(option, " needs a positive integer, got '", text, "'"));
-  return static_cast<std::size_t>(v);
-}
-
 Cli parse_cli(int argc, char** argv) {
   Cli cli;
   const fs::path self_dir = fs::read_symlink("/proc/self/exe").parent_path();
-  cli.settings.examples_dir = self_dir / ".." / ".." / "examples" / "mlp";
-  cli.settings.launch_bin = self_dir / ".." / "launch" / "platoon-launch";
-  cli.settings.data_dir = "/usr/share/datasets/fashion-mnist";
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(str_cat(arg, " needs a value"));
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (arg == "--quick") {
-      cli.settings.quick = true;
-    } else if (arg == "--json") {
-      cli.json_out = value();
-    } else if (arg == "--check-json") {
-      cli.check_json = value();
-    } else if (arg == "--only") {
-      cli.only.push_back(value());
-    } else if (arg == "--sync-threads") {
-      cli.settings.sync_threads = parse_count(arg, value());
-    } else if (arg == "--chunk-elements") {
-      cli.settings.chunk_elements = parse_count(arg, value());
-    } else if (arg == "--examples-dir") {
-      cli.settings.examples_dir = value();
-    } else if (arg == "--launch") {
-      cli.settings.launch_bin = value();
-    } else if (arg == "--data") {
-      cli.settings.data_dir = value();
-    } else if (arg == "--mlp-minibatches") {
-      cli.settings.mlp_minibatches = static_cast<int>(parse_count(arg, value()));
-    } else if (arg == "--verbose") {
-      cli.verbose = true;
-    } else {
-      throw UsageError(str_cat("unknown argument '", arg, "' (see --help)"));
-    }
+  Settings& s = cli.settings;
+  s.examples_dir = self_dir / ".." / ".." / "examples" / "mlp";
+  s.launch_bin = self_dir / ".." / "launch" / "platoon-launch";
+  s.data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string examples_dir = s.examples_dir.string(), launch_bin = s.launch_bin.string(),
+              data_dir = s.data_dir.string();
+  int sync_threads = static_cast<int>(s.sync_threads);
+  long long chunk_elements = static_cast<long long>(s.chunk_elements);
+  CLI::App app(kDescription, "platoon-bench");
+  app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.set_help_flag("-h,--help", "this text");
+  app.footer(kFooter);
+  app.add_flag("--quick", s.quick, "small sizes, few repetitions");
+  app.add_option("--json", cli.json_out,
+                 "also write the records as a JSON list: {\"figure\",\"value\",\"reference\",\"ratio\",\"unit\","
+                 "\"better\",\"detail\", more numbers} or {\"figure\",\"skipped\"}")
+      ->type_name("FILE");
+  app.add_option("--check-json", cli.check_json,
+                 "check that FILE has every figure (of --quick when given) with finite numbers; exit 0 if so, 1 if not")
+      ->type_name("FILE");
+  app.add_option("--only", cli.only, "run only the figures whose name starts with PREFIX (may be repeated)")
+      ->type_name("PREFIX")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--sync-threads", sync_threads, "Soldier::Options::sync_threads for the sync figures")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--chunk-elements", chunk_elements, "elements per lock of the center")
+      ->check(CLI::Range(1LL, 1LL << 40));
+  app.add_option("--examples-dir", examples_dir, "where mlp_worker and mlp_controller are");
+  app.add_option("--launch", launch_bin, "platoon-launch");
+  app.add_option("--data", data_dir, "Fashion-MNIST");
+  app.add_option("--mlp-minibatches", s.mlp_minibatches, "minibatches per worker, end to end")
+      ->check(CLI::Range(1, 100'000'000));
+  app.add_flag("--verbose", cli.verbose,
+               "let the library's log lines through to stderr (by default they go to a temporary file, shown on "
+               "error)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    std::exit(0);
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(str_cat(e.what(), " (see --help)"));
   }
+  s.examples_dir = examples_dir;
+  s.launch_bin = launch_bin;
+  s.data_dir = data_dir;
+  s.sync_threads = static_cast<std::size_t>(sync_threads);
+  s.chunk_elements = static_cast<std::size_t>(chunk_elements);
   return cli;
 }
 

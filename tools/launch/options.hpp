@@ -15,9 +15,6 @@ constexpr int kExitUsage = 1;
 constexpr int kExitFailed = 2;
 constexpr int kExitTimeout = 3;
 
-/// The --help text.
-extern const char* const kUsage;
-
 struct Options {
   std::vector<std::string> controller;
   std::vector<std::string> worker;
@@ -31,10 +28,16 @@ struct Options {
   /// How long the workers get to finish once the controller has ended (and
   /// the controller once every worker has finished).
   std::chrono::milliseconds end_grace = std::chrono::seconds(30);
+  /// --help was asked: print `help_text` (every option with its default,
+  /// the environment, the logs and the exit codes) and exit 0.
   bool help = false;
+  std::string help_text;
 };
 
-/// Parses platoon-launch's arguments. Throws UsageError naming the bad one.
+/// Parses platoon-launch's arguments (CLI11): --workers 1..10000, --port
+/// 1..65535 (absent: a free one), --restart 0..1000000, the timeouts in
+/// seconds in (0, 1e7]. Throws UsageError naming the bad one and the range
+/// it accepts.
 Options parse_options(int argc, char** argv);
 
 }  // namespace platoon::launch

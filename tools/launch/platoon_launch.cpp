@@ -47,7 +47,7 @@ int main_launch(int argc, char** argv) {
     return kExitUsage;
   }
   if (options.help) {
-    std::cout << kUsage;
+    std::cout << options.help_text;
     return kExitFinished;
   }
   // Signals are blocked before any child exists, so none is lost.

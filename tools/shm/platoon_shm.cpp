@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "platoon/common/log.hpp"
@@ -38,25 +39,17 @@ constexpr int kExitOk = 0;
 constexpr int kExitUsage = 1;
 constexpr int kExitRemoveFailed = 3;
 
-constexpr const char* kUsage = R"(usage: platoon-shm [--json] [--match TEXT]
+constexpr const char* kDescription = R"(usage: platoon-shm [--json] [--match TEXT]
        platoon-shm --layout NAME [--json]
        platoon-shm --remove-dead [--match TEXT] [--json]
        platoon-shm --remove NAME [--json]
 
-Lists the shared-memory segments of platoon jobs on this host.
+Lists the shared-memory segments of platoon jobs on this host. With no
+action: a table of name, job, controller pid, alive/dead, ready, size and
+layout summary (parameters, values).
+)";
 
-  (no action)       a table: name, job, controller pid, alive/dead, ready,
-                    size, layout summary (parameters, values)
-  --layout NAME     the full layout of one segment
-  --remove-dead     remove the objects (segments, and jobs' group segments,
-                    slots and data) whose controller is positively dead,
-                    whatever their format; anything whose owner cannot be
-                    read is reported and kept
-  --remove NAME     remove one segment (processes that mapped it keep it)
-  --match TEXT      only the segments whose name contains TEXT
-  --json            machine-readable output
-  -h, --help        this text
-
+constexpr const char* kFooter = R"(
 NAME is a segment name as listed ("platoon-<job id>") or a job id.
 
 Exit codes: 0 done; 1 bad usage, or NAME names no segment; 3 a removal
@@ -73,43 +66,41 @@ struct Options {
   std::string name;   // for --layout and --remove
   std::string match;  // for the list and --remove-dead
   bool json = false;
-  bool help = false;
+  bool help = false;       // --help: print help_text, exit 0
+  std::string help_text;
 };
 
 Options parse_options(int argc, char** argv) {
   Options o;
-  bool have_action = false;
-  const auto set_action = [&](Options::Action a, const std::string& arg) {
-    if (have_action) throw UsageError(platoon::str_cat(arg, ": only one of --layout, --remove-dead, --remove"));
-    have_action = true;
-    o.action = a;
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(platoon::str_cat(arg, " needs a value"));
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      o.help = true;
-    } else if (arg == "--json") {
-      o.json = true;
-    } else if (arg == "--match") {
-      o.match = next();
-    } else if (arg == "--layout") {
-      set_action(Options::Action::layout, arg);
-      o.name = next();
-    } else if (arg == "--remove") {
-      set_action(Options::Action::remove, arg);
-      o.name = next();
-    } else if (arg == "--remove-dead") {
-      set_action(Options::Action::remove_dead, arg);
-    } else {
-      throw UsageError(platoon::str_cat("unknown argument '", arg, "'"));
-    }
+  CLI::App app(kDescription, "platoon-shm");
+  app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.set_help_flag("-h,--help", "this text");
+  app.footer(kFooter);
+  CLI::Option* layout = app.add_option("--layout", o.name, "the full layout of one segment")->type_name("NAME");
+  bool remove_dead_flag = false;
+  CLI::Option* remove_dead = app.add_flag(
+      "--remove-dead", remove_dead_flag,
+      "remove the objects (segments, and jobs' group segments, slots and data) whose controller is positively "
+      "dead, whatever their format; anything whose owner cannot be read is reported and kept");
+  CLI::Option* remove =
+      app.add_option("--remove", o.name, "remove one segment (processes that mapped it keep it)")->type_name("NAME");
+  CLI::Option* match = app.add_option("--match", o.match, "only the segments whose name contains TEXT");
+  app.add_flag("--json", o.json, "machine-readable output");
+  // One action at most; --match goes with the list and --remove-dead only.
+  layout->excludes(remove_dead)->excludes(remove)->excludes(match);
+  remove->excludes(remove_dead)->excludes(match);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    o.help = true;
+    o.help_text = app.help();
+    return o;
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what());
   }
-  if (!o.match.empty() && (o.action == Options::Action::layout || o.action == Options::Action::remove))
-    throw UsageError("--match goes with the list and --remove-dead, not with a single NAME");
+  if (*layout) o.action = Options::Action::layout;
+  if (*remove) o.action = Options::Action::remove;
+  if (*remove_dead) o.action = Options::Action::remove_dead;
   return o;
 }
 
@@ -295,7 +286,7 @@ int main(int argc, char** argv) {
   try {
     const Options o = parse_options(argc, argv);
     if (o.help) {
-      std::cout << kUsage;
+      std::cout << o.help_text;
       return kExitOk;
     }
     switch (o.action) {

@@ -8,17 +8,26 @@
 
 namespace platoon::detail {
 
-TaskPool::TaskPool(std::size_t threads) {
+std::thread TaskPool::start_without_signals(std::function<void()> fn) {
+  return start_thread_without_signals(std::move(fn));
+}
+
+TaskPool::TaskPool(std::size_t threads, const ThreadStarter& start) {
   if (threads == 0 || threads > kMaxThreads)
     throw Error(str_cat("a sync thread count must be in 1..", kMaxThreads, ", got ", threads));
+  // Reserved first: a push_back that threw would destroy a running,
+  // joinable thread, which ends the process.
+  helpers_.reserve(threads - 1);
   try {
-    for (std::size_t i = 1; i < threads; ++i)
-      helpers_.push_back(start_thread_without_signals([this] { helper_loop(); }));
+    for (std::size_t i = 1; i < threads; ++i) helpers_.push_back(start([this] { helper_loop(); }));
   } catch (const std::system_error& e) {
     // The threads started so far must be stopped before the members go.
     stop_helpers();
     throw ResourceError(str_cat("cannot start ", threads - 1, " sync threads (", helpers_.size(),
                                 " started): ", e.what()));
+  } catch (...) {
+    stop_helpers();
+    throw;
   }
 }
 

@@ -15,14 +15,17 @@ namespace platoon::detail {
 
 class TaskPool {
  public:
-  /// `threads` >= 1 counts the caller.
   /// The most threads a pool runs (the calling thread included).
   static constexpr std::size_t kMaxThreads = 256;
 
-  /// Starts threads - 1 helpers. Throws Error for 0 or more than kMaxThreads,
-  /// ResourceError when the system refuses a thread (those started are
-  /// stopped and joined first).
-  explicit TaskPool(std::size_t threads);
+  /// Starts a helper thread running the function it is given.
+  using ThreadStarter = std::function<std::thread(std::function<void()>)>;
+
+  /// Starts threads - 1 helpers (`threads` counts the caller) through
+  /// `start` (tests pass one that fails). Throws Error for 0 or more than
+  /// kMaxThreads, ResourceError when the system refuses a thread; any
+  /// failure stops and joins the helpers started so far before it leaves.
+  explicit TaskPool(std::size_t threads, const ThreadStarter& start = start_without_signals);
   ~TaskPool();
   TaskPool(const TaskPool&) = delete;
   TaskPool& operator=(const TaskPool&) = delete;
@@ -40,6 +43,7 @@ class TaskPool {
   void helper_loop();
 
   void stop_helpers() noexcept;
+  static std::thread start_without_signals(std::function<void()> fn);
 
   std::vector<std::thread> helpers_;
   std::mutex mutex_;
