@@ -1,8 +1,15 @@
 // A small platoon job for the multi-process tests: one binary, two roles.
 //
 //   platoon_test_job controller --port-file F --workers N --steps K --result R
+//                    [--checkpoint P --checkpoint-ms M] [--resume P] [--worker-timeout-ms M]
+//                    [--reclaim-dead 1]   (off by default: tests run in parallel and
+//                                          must not take each other's dead segments)
 //   platoon_test_job worker --endpoint E --index I --size S --tau T --alpha A
 //                    [--chunk C] [--hang-in-sync MARKER] [--step-ms M] [--silent]
+//                    [--sync-after F]    waits (at most 60 s) until F exists before its first sync
+//                    [--sync-marker F]   writes F just before every sync_params()
+//                    [--linger-ms M]     stays registered M ms after its report
+//                    [--report-marker F] writes F once its report is sent
 //   (either role) --usr1-handler 1   installs a SIGUSR1 handler (no SA_RESTART), as
 //                                    profilers and language runtimes do
 //
@@ -19,6 +26,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -41,8 +49,8 @@ std::map<std::string, std::string> parse_flags(int argc, char** argv) {
 
 class TestController : public platoon::Lieutenant {
  public:
-  TestController(int workers, int steps, std::string result)
-      : Lieutenant(make_options()), workers_(workers), steps_(steps), result_(std::move(result)) {}
+  TestController(Options options, int workers, int steps, std::string result)
+      : Lieutenant(std::move(options)), workers_(workers), steps_(steps), result_(std::move(result)) {}
 
  protected:
   json handle_control(const json& req, const platoon::WorkerInfo& worker, const json& req_info) override {
@@ -80,11 +88,6 @@ class TestController : public platoon::Lieutenant {
   }
 
  private:
-  static Options make_options() {
-    Options options;
-    options.tick = std::chrono::milliseconds(20);
-    return options;
-  }
   void maybe_end() {
     if (stopped_ + lost_ >= workers_) end_job();
   }
@@ -132,7 +135,18 @@ class HangingRule : public platoon::SyncRule {
 };
 
 int run_controller(const std::map<std::string, std::string>& flags) {
-  TestController controller(std::stoi(flags.at("--workers")), std::stoi(flags.at("--steps")), flags.at("--result"));
+  platoon::Lieutenant::Options options;
+  options.tick = std::chrono::milliseconds(20);
+  options.reclaim_dead_segments = flags.contains("--reclaim-dead");
+  if (flags.contains("--checkpoint")) {
+    options.checkpoint_path = flags.at("--checkpoint");
+    options.checkpoint_interval = std::chrono::milliseconds(std::stoi(flags.at("--checkpoint-ms")));
+  }
+  if (flags.contains("--resume")) options.resume_path = flags.at("--resume");
+  if (flags.contains("--worker-timeout-ms"))
+    options.worker_timeout = std::chrono::milliseconds(std::stoi(flags.at("--worker-timeout-ms")));
+  TestController controller(options, std::stoi(flags.at("--workers")), std::stoi(flags.at("--steps")),
+                            flags.at("--result"));
   controller.init_control(0);
   const std::string port_file = flags.at("--port-file");
   std::ofstream(port_file + ".tmp") << controller.endpoint();
@@ -175,10 +189,22 @@ int run_worker(const std::map<std::string, std::string>& flags) {
     if (what != "train") break;
     for (std::size_t j = 0; j < size; ++j) x[j] += 0.001f * float(index + 1) * float(j % 7 + 1);
     if (step_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
-    if (++step % tau == 0) soldier.sync_params();
+    if (++step % tau == 0) {
+      if (flags.contains("--sync-after")) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (!std::filesystem::exists(flags.at("--sync-after")) && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      if (flags.contains("--sync-marker")) std::ofstream(flags.at("--sync-marker")) << step;
+      soldier.sync_params();
+    }
   }
   soldier.sync_params();
   soldier.send_req("report", {{"index", index}, {"local", x}});
+  if (flags.contains("--report-marker")) std::ofstream(flags.at("--report-marker")) << step;
+  // Still registered (and heartbeating), so the job goes on meanwhile.
+  if (flags.contains("--linger-ms"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(flags.at("--linger-ms"))));
   soldier.close();
   return 0;
 }

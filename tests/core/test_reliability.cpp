@@ -48,6 +48,18 @@ platoon::ProcessId dead_process() {
 }
 }  // namespace
 
+namespace {
+// Whether `path` holds a readable checkpoint whose first value is `first`.
+bool checkpoint_starts_with(const std::string& path, float first) {
+  try {
+    const platoon::Checkpoint c = platoon::load_checkpoint(path);
+    return !c.values.empty() && c.values[0] == first;
+  } catch (const platoon::FileError&) {
+    return false;  // not written yet
+  }
+}
+}  // namespace
+
 TEST_CASE("checkpoints are saved at the end of the job, and a new job resumes from one") {
   TempDir dir;
   const auto path = (dir.path() / "center.ckpt").string();
@@ -63,15 +75,20 @@ TEST_CASE("checkpoints are saved at the end of the job, and a new job resumes fr
     worker.init_shared_params({{"w", w.data(), {2, 3}}, {"b", b.data(), {3}}}, std::make_unique<platoon::EASGD>(0.5f));
     std::fill(w.begin(), w.end(), 4.0f);
     worker.sync_params();  // center w = 3.0
-    std::this_thread::sleep_for(100ms);  // at least one interval checkpoint
-    REQUIRE(std::filesystem::exists(path));
+    REQUIRE(platoon::testing::eventually([&] { return checkpoint_starts_with(path, 3.0f); }, 10s));  // an interval save
+    // The center moves after that save: only the end-of-job save can hold it
+    // (an interval save may catch it too, hence the reason checked below).
+    std::fill(w.begin(), w.end(), 5.0f);
+    worker.sync_params();  // center w = 4.0
     worker.send_req("end");
     {
       auto guard = worker.lock();
       saved_center.assign(worker.central_values().begin(), worker.central_values().end());
     }
     worker.close();
-    served.stop();
+    // serve() returns by itself once the last worker has left.
+    REQUIRE(platoon::testing::eventually([&] { return served.finished(); }, 10s));
+    served.rethrow();
   }
   // Owner-only, and holding the final center.
   struct stat st {};
@@ -79,7 +96,8 @@ TEST_CASE("checkpoints are saved at the end of the job, and a new job resumes fr
   CHECK((st.st_mode & 0777) == 0600);
   const platoon::Checkpoint checkpoint = platoon::load_checkpoint(path);
   CHECK(checkpoint.values == saved_center);
-  CHECK(checkpoint.values[0] == doctest::Approx(3.0f));
+  CHECK(checkpoint.values[0] == doctest::Approx(4.0f));
+  CHECK(checkpoint.metadata.at("reason") == "end of job");  // the last save is the final one
 
   // Resume: the first worker of the new job starts from the checkpoint, not its own values.
   auto options = platoon::testing::test_controller_options();
@@ -90,7 +108,7 @@ TEST_CASE("checkpoints are saved at the end of the job, and a new job resumes fr
   Soldier worker(soldier_options(served.endpoint()));
   REQUIRE(worker.first());
   worker.init_shared_params({{"w", w.data(), {2, 3}}, {"b", b.data(), {3}}}, std::make_unique<platoon::EASGD>(0.5f));
-  CHECK(w[0] == doctest::Approx(3.0f));
+  CHECK(w[0] == doctest::Approx(4.0f));
   CHECK(b[0] == doctest::Approx(-1.0f));
   auto guard = worker.lock();
   CHECK(std::vector<float>(worker.central_values().begin(), worker.central_values().end()) == saved_center);
@@ -131,7 +149,9 @@ TEST_CASE("a new job reclaims the segments of dead jobs and keeps the live ones"
     auto dead = platoon::SharedSegment::create(dead_name, "dead-job", layout, dead_process());
     auto live = platoon::SharedSegment::create(live_name, "live-job", layout, platoon::ProcessId::self());
   }
-  EndingController controller(platoon::testing::test_controller_options());
+  auto options = platoon::testing::test_controller_options();
+  options.reclaim_dead_segments = true;  // what a real job does (tests turn it off)
+  EndingController controller(options);
   controller.init_control(0);  // a job start
   const auto names = platoon::SharedSegment::list();
   CHECK(std::find(names.begin(), names.end(), dead_name) == names.end());
@@ -200,16 +220,7 @@ TEST_CASE("a checkpoint waiting for a lock held longer than the heartbeat bound 
   CHECK_FALSE(soldier.controller_lost());
   CHECK(soldier.send_req("ping") == "ok");  // still registered (workers() is not for another thread)
   // Once the lock is released, a checkpoint completes, with the values written under it.
-  bool saved = false;
-  for (int i = 0; i < 100 && !saved; ++i) {
-    std::this_thread::sleep_for(50ms);
-    try {
-      const platoon::Checkpoint c = platoon::load_checkpoint(path);
-      saved = c.values.size() == 64 && c.values[0] == 7.0f;
-    } catch (const platoon::FileError&) {
-    }
-  }
-  CHECK(saved);
+  CHECK(platoon::testing::eventually([&] { return checkpoint_starts_with(path, 7.0f); }, 5s));
   soldier.send_req("end");
   soldier.close();
 }

@@ -57,6 +57,7 @@ class ServedController {
       } catch (...) {
         error_ = std::current_exception();
       }
+      finished_.store(true);
     });
   }
   ~ServedController() { stop(); }
@@ -72,12 +73,26 @@ class ServedController {
     if (error_) std::rethrow_exception(error_);
   }
   [[nodiscard]] std::string endpoint() const { return controller_.endpoint(); }
+  /// Whether serve() has returned (by itself, or after stop()).
+  [[nodiscard]] bool finished() const { return finished_.load(); }
 
  private:
   Lieutenant& controller_;
   std::thread thread_;
   std::exception_ptr error_;
+  std::atomic<bool> finished_{false};
 };
+
+/// Waits (bounded) until `done()` holds; returns whether it did.
+template <class Predicate>
+bool eventually(Predicate done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 /// Runs `body(rank)` on `ranks` threads; joins all, then rethrows the first
 /// exception any of them threw.
@@ -105,6 +120,9 @@ inline Lieutenant::Options test_controller_options() {
   options.handle_signals = false;
   options.job_id = unique_name("test");
   options.tick = std::chrono::milliseconds(20);
+  // Tests run in parallel: one test's controller must not take away the
+  // objects another test left dead on purpose. Tests of reclaiming turn it on.
+  options.reclaim_dead_segments = false;
   return options;
 }
 

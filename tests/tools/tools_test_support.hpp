@@ -80,15 +80,4 @@ inline ProcessId process_id_of(pid_t pid) {
   return id;
 }
 
-/// Waits (bounded) until `done()` holds; returns whether it did.
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
-
 }  // namespace platoon::testing
