@@ -16,6 +16,7 @@
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/shm/shm_object.hpp"
 #include "platoon/soldier.hpp"
+#include "soldier_support.hpp"
 #include "test_support.hpp"
 
 using nlohmann::json;
@@ -27,25 +28,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class EndingController : public platoon::Lieutenant {
- public:
-  EndingController() : Lieutenant(platoon::testing::test_controller_options()) {}
-
- protected:
-  json handle_control(const json& req, const platoon::WorkerInfo&, const json&) override {
-    if (req == "end") end_job();
-    return "ok";
-  }
-};
+using EndingController = platoon::testing::EndOnRequestController;
 
 Soldier::Options options_for(const ServedController& served) {
-  Soldier::Options options;
-  options.endpoint = served.endpoint();
-  options.timeout = 5s;
-  options.params_timeout = 5s;
-  options.lock_timeout = 5s;
-  options.on_controller_lost = Soldier::Options::OnControllerLost::throw_error;  // never exit the test binary
-  return options;
+  return platoon::testing::soldier_options_for(served);
 }
 
 std::unique_ptr<platoon::SyncRule> easgd() { return std::make_unique<platoon::EASGD>(0.5f); }

@@ -6,6 +6,7 @@
 #include "platoon/common/error.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/soldier.hpp"
+#include "soldier_support.hpp"
 #include "test_support.hpp"
 
 using nlohmann::json;
@@ -14,25 +15,10 @@ using platoon::Soldier;
 using platoon::testing::ServedController;
 
 namespace {
-class StopController : public platoon::Lieutenant {
- public:
-  StopController() : Lieutenant(platoon::testing::test_controller_options()) {}
-
- protected:
-  json handle_control(const json& req, const platoon::WorkerInfo&, const json&) override {
-    if (req == "end") end_job();
-    return "ok";
-  }
-};
+using StopController = platoon::testing::EndOnRequestController;
 
 Soldier::Options options_for(const ServedController& served) {
-  Soldier::Options options;
-  options.endpoint = served.endpoint();
-  options.timeout = std::chrono::seconds(5);
-  options.params_timeout = std::chrono::seconds(5);
-  options.lock_timeout = std::chrono::seconds(5);
-  options.on_controller_lost = Soldier::Options::OnControllerLost::throw_error;  // never exit the test binary
-  return options;
+  return platoon::testing::soldier_options_for(served);
 }
 }  // namespace
 
