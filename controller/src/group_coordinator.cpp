@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "platoon/common/error.hpp"
+#include "platoon/common/json_number.hpp"
 
 namespace platoon::detail {
 
@@ -42,12 +43,12 @@ nlohmann::json GroupCoordinator::join(const WorkerInfo& worker, const nlohmann::
   asker.worker = worker;
   std::optional<int> lost_rank;
   try {
-    after = info.at("after_epoch").get<std::int64_t>();
+    after = json_integer<std::int64_t>(info.at("after_epoch"));
     asker.slot = info.at("slot").get<std::string>();
-    asker.slot_elements = info.at("slot_elements").get<std::size_t>();
-    if (info.contains("lost_rank") && !info.at("lost_rank").is_null()) lost_rank = info.at("lost_rank").get<int>();
+    asker.slot_elements = json_integer<std::size_t>(info.at("slot_elements"));
+    if (info.contains("lost_rank") && !info.at("lost_rank").is_null()) lost_rank = json_integer<int>(info.at("lost_rank"));
     asker.layout = Layout::from_json(info.at("layout"));
-    asker.state_sizes = info.at("state_sizes").get<std::vector<std::size_t>>();
+    asker.state_sizes = json_integers<std::size_t>(info.at("state_sizes"));
   } catch (const nlohmann::json::exception& e) {
     throw ProtocolError(str_cat("platoon-group-join req_info is malformed: ", e.what()));
   }
@@ -160,7 +161,7 @@ void GroupCoordinator::form() {
 std::optional<nlohmann::json> GroupCoordinator::check_request(const WorkerInfo& worker, const nlohmann::json& info) {
   std::int64_t epoch = -1;
   try {
-    epoch = info.at("epoch").get<std::int64_t>();
+    epoch = json_integer<std::int64_t>(info.at("epoch"));
   } catch (const nlohmann::json::exception& e) {
     throw ProtocolError(str_cat("platoon-group-request req_info is malformed: ", e.what()));
   }

@@ -13,6 +13,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "platoon/common/json_number.hpp"
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/thread.hpp"
@@ -216,7 +217,7 @@ struct Lieutenant::Impl {
       throw ProtocolError("request lacks 'worker_id' (only platoon-status may be sent without one)");
     if (!r.worker_id.is_number_integer())
       throw ProtocolError(str_cat("worker_id ", protocol::quote(r.worker_id), " is not a registered worker id"));
-    const int id = r.worker_id.get<int>();
+    const int id = json_integer<int>(r.worker_id);
     auto it = workers.find(id);
     if (it == workers.end())
       throw NotRegistered(str_cat("worker ", id, " is not registered in job ", job_id,
@@ -232,7 +233,7 @@ struct Lieutenant::Impl {
     const std::string here = host_name();
     WorkerInfo w;
     try {
-      w.process.pid = info.at("pid").get<std::int64_t>();
+      w.process.pid = json_integer<std::int64_t>(info.at("pid"));
       w.process.start_ticks = info.value("start_ticks", std::uint64_t{0});
       w.host = info.at("host").get<std::string>();
     } catch (const nlohmann::json::exception& e) {

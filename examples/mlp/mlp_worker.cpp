@@ -21,6 +21,7 @@
 #include "sync_data.hpp"
 #include "defaults.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/common/json_number.hpp"
 #include "platoon/soldier.hpp"
 #include "platoon/sync/update_rules.hpp"
 
@@ -80,8 +81,8 @@ int sync_main(int argc, char** argv) {
       continue;
     }
 
-    for (long k = what.at("minibatches").get<long>(); k > 0; --k) {
-      const long step = state.progress["step"].get<long>();
+    for (long k = json_integer<long>(what.at("minibatches")); k > 0; --k) {
+      const long step = json_integer<long>(state.progress["step"]);
       const GroupPosition where = soldier.group_position();
       // This rank's part of global minibatch `step`, weighted by its share of
       // the global batch: the sum over the ranks is the global mean.

@@ -6,6 +6,7 @@
 #include "flags.hpp"
 #include "platoon/channel/protocol.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/common/json_number.hpp"
 
 namespace platoon::examples {
 
@@ -22,7 +23,7 @@ json ExampleController::handle_control(const json& req, const WorkerInfo& worker
   if (req == "next") {
     // A worker reports the minibatches it trained with its next request:
     // one round trip per batch of work, not two.
-    if (req_info.is_object() && req_info.contains("done")) schedule_.trained(req_info.at("done").get<long>());
+    if (req_info.is_object() && req_info.contains("done")) schedule_.trained(json_integer<long>(req_info.at("done")));
     const bool was_stopping = schedule_.stopping();
     const Decision d = schedule_.next(elapsed_seconds());
     if (d.action == Action::stop) {

@@ -11,6 +11,7 @@
 #include "flags.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/channel/control_client.hpp"
+#include "platoon/common/json_number.hpp"
 #include "platoon/soldier.hpp"
 
 namespace platoon::examples {
@@ -180,7 +181,7 @@ int run_with_controller(const WorkerFlags& flags, Model& model, UpdateRule& opti
       continue;
     }
     if (action != "train") throw ProtocolError(str_cat("unexpected answer from the controller: ", what.dump()));
-    const long k = what.at("minibatches").get<long>();
+    const long k = json_integer<long>(what.at("minibatches"));
     for (long i = 0; i < k; ++i) {
       stream.step();
       if (++minibatches % sync_every == 0) soldier.sync_params();

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "platoon/shm/checkpoint.hpp"
@@ -49,6 +50,21 @@ std::string read_all(const fs::path& path) {
 
 void write_all(const fs::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// The checkpoint `bytes` with `from` replaced by `to` in its JSON header and
+// the header length in the prefix rewritten to match.
+std::string with_header_edit(const std::string& bytes, const std::string& from, const std::string& to) {
+  constexpr std::size_t kLengthAt = 12, kHeaderAt = 20;  // after the magic and the version
+  std::uint64_t length = 0;
+  for (std::size_t i = 0; i < 8; ++i) length |= std::uint64_t{static_cast<unsigned char>(bytes[kLengthAt + i])} << (8 * i);
+  std::string header = bytes.substr(kHeaderAt, length);
+  const std::size_t at = header.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, from, " is not in the header ", header);
+  header.replace(at, from.size(), to);
+  std::string out = bytes.substr(0, kLengthAt);
+  for (std::size_t i = 0; i < 8; ++i) out.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
+  return out + header + bytes.substr(kHeaderAt + length);
 }
 
 }  // namespace
@@ -123,6 +139,31 @@ TEST_CASE("missing, foreign, corrupted and future checkpoints are refused with t
 
   write_all(path, bytes + "extra");
   CHECK_THROWS_WITH_AS(platoon::load_checkpoint(path), doctest::Contains(path.c_str()), FileError);
+}
+
+TEST_CASE("a header whose counts are not integers, or out of range, is refused naming the field") {
+  TempDir dir;
+  const Model model;
+  const fs::path path = dir.path() / "c.ckpt";
+  platoon::save_checkpoint(path, model.layout, model.flat);
+  const std::string bytes = read_all(path);
+  write_all(path, with_header_edit(bytes, "\"count\":16", "\"count\":16"));
+  CHECK(platoon::load_checkpoint(path).values == model.flat);  // the edit itself keeps a valid file
+
+  // A float too large for an unsigned count was undefined behaviour before
+  // the counts were checked (found by fuzz_checkpoint).
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"count\":16", "\"count\":1.6e31"},
+           {"\"count\":16", "\"count\":16.0"},
+           {"\"count\":16", "\"count\":-16"},
+           {"\"offset\":12", "\"offset\":16666666666666666666666666666662"},
+           {"\"offset\":12", "\"offset\":12.5"},
+           {"\"shape\":[4]", "\"shape\":[4.0]"},
+           {"\"total_size\":16", "\"total_size\":\"16\""}}) {
+    CAPTURE(to);
+    write_all(path, with_header_edit(bytes, from, to));
+    CHECK_THROWS_WITH_AS(platoon::load_checkpoint(path), doctest::Contains(path.c_str()), FileError);
+  }
 }
 
 TEST_CASE("a checkpoint from another layout is refused naming the parameter") {

@@ -1,9 +1,11 @@
 // Parameter layouts: construction errors, comparison messages, JSON round trip.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "platoon/common/error.hpp"
+#include "platoon/common/json_number.hpp"
 #include "platoon/common/params.hpp"
 
 using platoon::Layout;
@@ -48,4 +50,25 @@ TEST_CASE("the first difference names the parameter and both shapes") {
   std::vector<ParamView> shorter{{"emb", buf.data(), {10}}, {"W", buf.data(), {3, 4}}};
   CHECK(Layout::of(a).first_difference(Layout::of(shorter))->find("'b'") != std::string::npos);
   CHECK_FALSE(Layout::of(a).first_difference(Layout::of(a)));
+}
+
+TEST_CASE("json_integer takes only integers its type holds") {
+  using platoon::json_integer;
+  using nlohmann::json;
+  CHECK(json_integer<std::size_t>(json(7)) == 7);
+  CHECK(json_integer<int>(json(-7)) == -7);
+  CHECK(json_integer<std::uint64_t>(json(18446744073709551615ULL)) == 18446744073709551615ULL);
+  CHECK(json_integer<std::int64_t>(json::parse("-9223372036854775808")) == INT64_MIN);
+  CHECK_THROWS_WITH_AS(static_cast<void>(json_integer<std::size_t>(json(-1))), doctest::Contains("out of range"), json::out_of_range);
+  CHECK_THROWS_AS(static_cast<void>(json_integer<int>(json(2147483648LL))), json::out_of_range);
+  CHECK_THROWS_AS(static_cast<void>(json_integer<std::int64_t>(json(18446744073709551615ULL))), json::out_of_range);
+  CHECK_THROWS_WITH_AS(static_cast<void>(json_integer<std::size_t>(json(1.6e31))), doctest::Contains("must be an integer"),
+                       json::type_error);
+  CHECK_THROWS_AS(static_cast<void>(json_integer<long>(json(3.0))), json::type_error);
+  CHECK_THROWS_AS(static_cast<void>(json_integer<long>(json("3"))), json::type_error);
+  CHECK_THROWS_AS(static_cast<void>(json_integer<long>(json(true))), json::type_error);
+  CHECK_THROWS_AS(static_cast<void>(json_integer<long>(json())), json::type_error);
+  CHECK(platoon::json_integers<std::size_t>(json::parse("[1, 2, 3]")) == std::vector<std::size_t>{1, 2, 3});
+  CHECK_THROWS_AS(static_cast<void>(platoon::json_integers<std::size_t>(json::parse("[1, 2.5]"))), json::type_error);
+  CHECK_THROWS_AS(static_cast<void>(platoon::json_integers<std::size_t>(json(4))), json::type_error);
 }

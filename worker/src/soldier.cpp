@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "platoon/common/json_number.hpp"
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/channel/control_client.hpp"
 #include "platoon/common/error.hpp"
@@ -188,13 +189,13 @@ Soldier::Soldier(Options options) {
       str_cat(host_name(), ":", self.pid), std::string(protocol::kRegister),
       {{"pid", self.pid}, {"start_ticks", self.start_ticks}, {"host", host_name()}});
   try {
-    impl_->worker_id = reply.at("worker_id").get<int>();
+    impl_->worker_id = json_integer<int>(reply.at("worker_id"));
     impl_->job_id = reply.at("job_id").get<std::string>();
     impl_->segment_name = reply.at("segment").get<std::string>();
     impl_->first = reply.at("first").get<bool>();
     impl_->resume_from = reply.value("resume_from", "");
-    impl_->controller.pid = reply.at("controller").at("pid").get<std::int64_t>();
-    impl_->controller.start_ticks = reply.at("controller").at("start_ticks").get<std::uint64_t>();
+    impl_->controller.pid = json_integer<std::int64_t>(reply.at("controller").at("pid"));
+    impl_->controller.start_ticks = json_integer<std::uint64_t>(reply.at("controller").at("start_ticks"));
   } catch (const nlohmann::json::exception& e) {
     throw ProtocolError(str_cat("controller at ", impl_->options.endpoint, " sent a malformed registration reply ",
                                 protocol::quote(reply), ": ", e.what()));

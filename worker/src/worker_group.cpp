@@ -5,6 +5,7 @@
 
 #include "platoon/channel/protocol.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/common/json_number.hpp"
 
 namespace platoon::detail {
 
@@ -68,14 +69,14 @@ bool WorkerGroup::join() {
       if (!place.value("wait", false)) break;
       if (std::chrono::steady_clock::now() >= deadline)
         throw TimeoutError(str_cat("no group epoch took this worker within ", settings_.group_timeout.count(),
-                                   " ms (the group is at epoch ", place.value("epoch", -1), ")"));
+                                   " ms (the group is at epoch ", place.value("epoch", nlohmann::json()).dump(), ")"));
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     std::string segment;
     int rank = -1;
     try {
-      epoch_ = place.at("epoch").get<std::int64_t>();
-      rank = place.at("rank").get<int>();
+      epoch_ = json_integer<std::int64_t>(place.at("epoch"));
+      rank = json_integer<int>(place.at("rank"));
       segment = place.at("segment").get<std::string>();
     } catch (const nlohmann::json::exception& e) {
       throw ProtocolError(str_cat("malformed group placement ", protocol::quote(place), ": ", e.what()));

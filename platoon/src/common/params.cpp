@@ -3,6 +3,7 @@
 #include <set>
 
 #include "platoon/common/error.hpp"
+#include "platoon/common/json_number.hpp"
 #include "platoon/common/log.hpp"
 
 namespace platoon {
@@ -118,9 +119,9 @@ Layout Layout::from_json(const nlohmann::json& j) {
     for (const auto& p : j.at("params")) {
       LayoutEntry e;
       e.name = p.at("name").get<std::string>();
-      e.shape = p.at("shape").get<std::vector<std::size_t>>();
+      e.shape = json_integers<std::size_t>(p.at("shape"));
       e.dtype = p.at("dtype").get<std::string>();
-      e.offset = p.at("offset").get<std::size_t>();
+      e.offset = json_integer<std::size_t>(p.at("offset"));
       e.size = checked_count(e.name, e.shape);
       if (e.offset != layout.total_size_)
         throw LayoutError(str_cat("layout entry '", e.name, "' has offset ", e.offset, ", expected ",
@@ -128,7 +129,7 @@ Layout Layout::from_json(const nlohmann::json& j) {
       add_elements(layout.total_size_, e.size, e.name);
       layout.entries_.push_back(std::move(e));
     }
-    if (layout.total_size_ != j.at("total_size").get<std::size_t>())
+    if (layout.total_size_ != json_integer<std::size_t>(j.at("total_size")))
       throw LayoutError("layout total_size does not match the sum of its parameters");
     return layout;
   } catch (const nlohmann::json::exception& e) {

@@ -14,6 +14,7 @@
 #include "platoon/common/checksum.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/file.hpp"
+#include "platoon/common/json_number.hpp"
 #include "platoon/common/log.hpp"
 
 namespace platoon {
@@ -96,8 +97,8 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
   try {
     const nlohmann::json header = nlohmann::json::parse(header_text);
     checkpoint.layout = Layout::from_json(header.at("layout"));
-    count = header.at("count").get<std::size_t>();
-    checksum = header.at("checksum").get<std::uint64_t>();
+    count = json_integer<std::size_t>(header.at("count"));
+    checksum = json_integer<std::uint64_t>(header.at("checksum"));
     checkpoint.metadata = header.value("metadata", nlohmann::json::object());
   } catch (const nlohmann::json::exception& e) {
     throw error("has a malformed header: ", e.what());

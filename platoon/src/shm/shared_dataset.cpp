@@ -1,5 +1,6 @@
 #include "platoon/shm/shared_dataset.hpp"
 
+#include "platoon/common/json_number.hpp"
 #include "platoon/shm/object_prefix.hpp"
 
 #include <sys/mman.h>
@@ -71,14 +72,15 @@ std::vector<DatasetArray> arrays_of(const nlohmann::json& toc) {
   std::vector<DatasetArray> out;
   for (const nlohmann::json& a : toc.at("arrays"))
     out.push_back({a.at("name").get<std::string>(), a.at("dtype").get<std::string>(),
-                   a.at("shape").get<std::vector<std::size_t>>(), a.at("offset").get<std::size_t>(),
-                   a.at("bytes").get<std::size_t>()});
+                   json_integers<std::size_t>(a.at("shape")), json_integer<std::size_t>(a.at("offset")),
+                   json_integer<std::size_t>(a.at("bytes"))});
   return out;
 }
 
 std::string describe_file(const nlohmann::json& f) {
-  return str_cat(f.value("path", "?"), " (", f.value("bytes", 0), " bytes, modified at ", f.value("mtime_ns", 0),
-                 " ns)");
+  // Printed as written: the description is read from a segment and may hold anything.
+  const auto field = [&f](const char* key) { return f.contains(key) ? f.at(key).dump() : std::string("?"); };
+  return str_cat(field("path"), " (", field("bytes"), " bytes, modified at ", field("mtime_ns"), " ns)");
 }
 
 // Why the copy's `theirs` source differs from this process's `ours`.
