@@ -234,11 +234,14 @@ struct Lieutenant::Impl {
     WorkerInfo w;
     try {
       w.process.pid = json_integer<std::int64_t>(info.at("pid"));
-      w.process.start_ticks = info.value("start_ticks", std::uint64_t{0});
+      w.process.start_ticks = json_integer_or<std::uint64_t>(info, "start_ticks", 0);
       w.host = info.at("host").get<std::string>();
+      w.name = info.value("name", "");
     } catch (const nlohmann::json::exception& e) {
       throw ProtocolError(str_cat("platoon-register req_info is malformed: ", e.what()));
     }
+    if (const std::string why = protocol::worker_name_problem(w.name); !why.empty())
+      throw ProtocolError(str_cat("platoon-register: worker name ", protocol::quote(w.name), " ", why));
     w.id = next_worker_id++;
     w.last_seen = std::chrono::steady_clock::now();
     // The first worker to arrive while nobody is creating the center creates
@@ -257,7 +260,7 @@ struct Lieutenant::Impl {
       w.creator = true;
     }
     workers[w.id] = w;
-    log.info("worker ", w.id, " joined (pid ", w.process.pid, " on ", w.host, w.creator ? ", creates the center" : "",
+    log.info(w.label(), " joined (pid ", w.process.pid, " on ", w.host, w.creator ? ", creates the center" : "",
              ")");
     owner.on_worker_joined(w);
     nlohmann::json reply = {{"worker_id", w.id},
@@ -288,17 +291,17 @@ struct Lieutenant::Impl {
       return {{"reply", owner.handle_control(inner, w, r.req_info.value("req_info", nlohmann::json()))}};
     }
     if (name == protocol::kParamsReady) {
-      if (!w.creator) throw ProtocolError(str_cat("worker ", w.id, " was not asked to create the center"));
+      if (!w.creator) throw ProtocolError(str_cat(w.label(), " was not asked to create the center"));
       params_ready = true;
       if (r.req_info.is_object()) keep_segment = r.req_info.value("keep_segment", false);
-      log.info("central parameters are ready (created by worker ", w.id, ")");
+      log.info("central parameters are ready (created by ", w.label(), ")");
       return {{"params_ready", true}};
     }
     if (name == protocol::kDone) {
       const WorkerInfo left = w;
       workers.erase(left.id);
       group->worker_gone(left.id, std::chrono::steady_clock::now());
-      log.info("worker ", left.id, " is done");
+      log.info(left.label(), " is done");
       owner.on_worker_left(left);
       return {{"job_over", ending}};
     }
@@ -455,7 +458,7 @@ std::string Lieutenant::handle_frame(std::string_view frame) {
 void Lieutenant::on_worker_joined(const WorkerInfo&) {}
 void Lieutenant::on_worker_left(const WorkerInfo&) {}
 void Lieutenant::on_worker_lost(const WorkerInfo& worker, const std::string& reason) {
-  impl_->log.warn("worker ", worker.id, " (pid ", worker.process.pid, ") was lost: ", reason);
+  impl_->log.warn(worker.label(), " (pid ", worker.process.pid, ") was lost: ", reason);
 }
 
 void Lieutenant::on_tick() {}

@@ -3,6 +3,8 @@
 // that goes away.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+
 #include "platoon/common/error.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/soldier.hpp"
@@ -184,6 +186,33 @@ TEST_CASE("a worker that a new controller does not know learns it on both of its
   }
   CHECK(soldier.controller_lost());
   CHECK(what.find("is lost") != std::string::npos);
+}
+
+TEST_CASE("a worker's name shows in its log tag and the controller's; a bad name is refused before anything is sent") {
+  StopController controller;
+  ServedController served(controller);
+  Soldier::Options options = options_for(served);
+  options.name = "trainer-a";
+  {
+    Soldier soldier(options);
+    CHECK(soldier.log().tag() == platoon::str_cat("worker ", soldier.worker_id(), " (trainer-a)"));
+    soldier.close();
+  }
+  options.name = std::string(65, 'n');
+  CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains("longer than 64"), platoon::Error);
+  options.name = "tab\there";
+  CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains("not printable ASCII"), platoon::Error);
+  // No name: $PLATOON_WORKER_NAME, as platoon-launch sets it, or none.
+  options.name.clear();
+  ::setenv("PLATOON_WORKER_NAME", "worker-7", 1);
+  {
+    Soldier soldier(options);
+    CHECK(soldier.log().tag() == platoon::str_cat("worker ", soldier.worker_id(), " (worker-7)"));
+    soldier.close();
+  }
+  ::unsetenv("PLATOON_WORKER_NAME");
+  Soldier unnamed(options);
+  CHECK(unnamed.log().tag() == platoon::str_cat("worker ", unnamed.worker_id()));
 }
 
 TEST_CASE("a sync thread count out of range is refused with the range, before anything starts") {

@@ -216,6 +216,35 @@ TEST_CASE("a request nested 400 000 deep gets an error reply; the controller's s
                        doctest::Contains("nested deeper than 64"), ProtocolError);
 }
 
+TEST_CASE("platoon-register refuses numbers that are not integers and names that are not printable, naming them") {
+  ThrowingController controller;
+  auto register_with = [&](const std::string& req_info) {
+    return nlohmann::json::parse(
+        controller.handle_frame(str_cat(R"({"worker_id": "h:1", "req": "platoon-register", "req_info": )", req_info, "}")));
+  };
+  const struct {
+    std::string req_info, message;
+  } refused[] = {
+      {R"({"pid": 1.5, "host": "h"})", "must be an integer"},
+      {R"({"pid": 1e300, "host": "h"})", "must be an integer"},
+      {R"({"pid": 1, "start_ticks": -1, "host": "h"})", "out of range"},
+      {R"({"pid": 1, "start_ticks": 2.5, "host": "h"})", "must be an integer"},
+      {R"({"pid": 1, "host": "h", "name": "worker-\u0007"})", "not printable ASCII"},
+      {R"({"pid": 1, "host": "h", "name": "worker-\n1"})", "not printable ASCII"},
+      {str_cat(R"({"pid": 1, "host": "h", "name": ")", std::string(65, 'w'), R"("})"), "longer than 64 characters"},
+      {R"({"pid": 1, "host": "h", "name": 7})", "platoon-register req_info is malformed"},
+  };
+  for (const auto& [req_info, message] : refused) {
+    CAPTURE(req_info);
+    const nlohmann::json reply = register_with(req_info);
+    REQUIRE(platoon::protocol::is_error_reply(reply));
+    CHECK(reply["platoon_error"]["kind"] == "bad-request");
+    CHECK(reply["platoon_error"]["message"].get<std::string>().find(message) != std::string::npos);
+  }
+  CHECK(register_with(R"({"pid": 1, "host": "h"})")["worker_id"] == 0);  // nothing refused took an id
+  CHECK(register_with(str_cat(R"({"pid": 1, "host": "h", "name": ")", std::string(64, 'w'), R"("})")).contains("worker_id"));
+}
+
 TEST_CASE("a frame over the size limit is dropped as it arrives, not received whole and then refused") {
   ThrowingController controller;
   platoon::testing::ServedController served(controller);

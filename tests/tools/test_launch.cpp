@@ -272,6 +272,23 @@ TEST_CASE("--restart 1: a worker that fails once is restarted and the job finish
   CHECK(run.count("worker 1 start ") == 2);
   CHECK(run.count("worker 1 fail") == 1);
   for (int i = 0; i < 3; ++i) CHECK(run.count(platoon::str_cat("worker ", i, " done")) == 1);
+
+  // The restarted worker has a new id but the name of its log file, in its
+  // own lines and in the controller's.
+  std::vector<std::string> ids;
+  for (const std::string& line : run.record()) {
+    std::smatch m;
+    if (std::regex_search(line, m, std::regex(R"(^worker 1 joined id=(\d+) )"))) ids.push_back(m[1]);
+  }
+  REQUIRE(ids.size() == 2);
+  CHECK(ids[0] != ids[1]);
+  const std::string worker_log = read_file(run.run_dir() / "worker-1.log");
+  const std::string controller_log = read_file(run.run_dir() / "controller.log");
+  for (const std::string& id : ids) {
+    CAPTURE(id);
+    CHECK(worker_log.find(platoon::str_cat("[worker ", id, " (worker-1)] joined job ")) != std::string::npos);
+    CHECK(controller_log.find(platoon::str_cat("worker ", id, " (worker-1) joined (pid ")) != std::string::npos);
+  }
   check_nothing_left(run);
 }
 

@@ -19,6 +19,7 @@
 #include "platoon/channel/control_client.hpp"
 #include "platoon/channel/protocol.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/common/json_number.hpp"
 #include "platoon/common/log.hpp"
 #include "platoon/process/child_process.hpp"
 #include "platoon/shm/shared_segment.hpp"
@@ -133,7 +134,10 @@ class Launcher {
       w.name = str_cat("worker-", i);
       w.index = i;
       w.argv = with_port(options_.worker, port_);
-      w.env = {str_cat("PLATOON_RUN_DIR=", run_dir_.string()), str_cat("PLATOON_WORKER_INDEX=", i)};
+      // The name stays when the worker is restarted under a new id: its log
+      // lines say "worker <id> (worker-<i>)" and go to worker-<i>.log.
+      w.env = {str_cat("PLATOON_RUN_DIR=", run_dir_.string()), str_cat("PLATOON_WORKER_INDEX=", i),
+               str_cat("PLATOON_WORKER_NAME=", w.name)};
     }
 
     // 1. The controller, until it answers. A port that is already taken
@@ -263,7 +267,7 @@ class Launcher {
       if (!reply.is_object()) throw ProtocolError(str_cat("the reply is not an object: ", reply.dump()));
       // Only our own controller counts: the same pid as our child, and the
       // same job once we know it. Anything else on the port is another job's.
-      const auto pid = reply.value("controller_pid", std::int64_t{-1});
+      const auto pid = json_integer_or<std::int64_t>(reply, "controller_pid", -1);
       const std::string job = reply.value("job_id", "");
       if (pid != controller_.child.pid() || (!job_id_.empty() && job != job_id_)) {
         log_.error("port ", port_, " is answered by another job's controller (pid ", pid, ", job ",
@@ -279,6 +283,10 @@ class Launcher {
       return std::nullopt;
     } catch (const Error& e) {
       log_.error(controller_.who(), " answered platoon-status with an error: ", e.what());
+      ask_failed_ = true;
+      return std::nullopt;
+    } catch (const nlohmann::json::exception& e) {
+      log_.error(controller_.who(), " answered platoon-status with a malformed reply: ", e.what());
       ask_failed_ = true;
       return std::nullopt;
     }

@@ -183,11 +183,17 @@ Soldier::Soldier(int port) : Soldier(loopback_options(port)) {}
 
 Soldier::Soldier(Options options) {
   if (options.endpoint.empty()) throw Error("Soldier::Options::endpoint is empty");
+  if (options.name.empty())
+    if (const char* from_launcher = std::getenv("PLATOON_WORKER_NAME")) options.name = from_launcher;
+  // Checked here too, so that a bad name is named before anything is sent.
+  if (const std::string why = protocol::worker_name_problem(options.name); !why.empty())
+    throw Error(str_cat("Soldier::Options::name ", protocol::quote(options.name), " ", why));
   impl_ = std::make_unique<Impl>(std::move(options));
   const ProcessId self = ProcessId::self();
-  const nlohmann::json reply = impl_->client.request(
-      str_cat(host_name(), ":", self.pid), std::string(protocol::kRegister),
-      {{"pid", self.pid}, {"start_ticks", self.start_ticks}, {"host", host_name()}});
+  nlohmann::json info = {{"pid", self.pid}, {"start_ticks", self.start_ticks}, {"host", host_name()}};
+  if (!impl_->options.name.empty()) info["name"] = impl_->options.name;
+  const nlohmann::json reply =
+      impl_->client.request(str_cat(host_name(), ":", self.pid), std::string(protocol::kRegister), info);
   try {
     impl_->worker_id = json_integer<int>(reply.at("worker_id"));
     impl_->job_id = reply.at("job_id").get<std::string>();
@@ -200,7 +206,7 @@ Soldier::Soldier(Options options) {
     throw ProtocolError(str_cat("controller at ", impl_->options.endpoint, " sent a malformed registration reply ",
                                 protocol::quote(reply), ": ", e.what()));
   }
-  impl_->log.set_tag(str_cat("worker ", impl_->worker_id));
+  impl_->log.set_tag(protocol::worker_label(impl_->worker_id, impl_->options.name));
   impl_->start_heartbeat();
   impl_->log.info("joined job ", impl_->job_id, " at ", impl_->options.endpoint,
                   impl_->first ? " as the first worker" : "");

@@ -31,10 +31,14 @@ namespace platoon {
 /// What the controller knows about one registered worker.
 struct WorkerInfo {
   int id = -1;             ///< assigned at registration, from 0 in order of arrival
+  std::string name;        ///< the worker's own name (Soldier::Options::name), or empty
   std::string host;        ///< host the worker runs on
   ProcessId process;       ///< its process on that host
   bool creator = false;    ///< it was told to create the central parameters
   std::chrono::steady_clock::time_point last_seen{};
+
+  /// How logs call this worker: "worker 4 (worker-1)", or "worker 4".
+  [[nodiscard]] std::string label() const { return protocol::worker_label(id, name); }
 };
 
 /// Base class of a controller. See the file comment for the life cycle.

@@ -50,6 +50,17 @@ std::string quote(const nlohmann::json& value, std::size_t max_chars) {
   return str_cat(text, "... (", total, " characters)");
 }
 
+std::string worker_name_problem(std::string_view name) {
+  if (name.size() > kMaxWorkerNameChars) return str_cat("is longer than ", kMaxWorkerNameChars, " characters");
+  for (const char c : name)
+    if (c < 0x20 || c > 0x7e) return "holds a character that is not printable ASCII";
+  return "";
+}
+
+std::string worker_label(int worker_id, std::string_view name) {
+  return name.empty() ? str_cat("worker ", worker_id) : str_cat("worker ", worker_id, " (", name, ")");
+}
+
 std::string encode_request(const nlohmann::json& worker_id, const nlohmann::json& req,
                            const nlohmann::json& req_info) {
   nlohmann::json j = {{"worker_id", worker_id}, {"req", req}};

@@ -35,6 +35,12 @@ class Soldier {
   struct Options {
     /// The controller's endpoint, e.g. "tcp://127.0.0.1:5567".
     std::string endpoint;
+    /// A name for this worker's process, shown next to its id in its own log
+    /// lines and in the controller's ("worker 4 (worker-1)"). The id changes
+    /// when a worker is restarted; the name is what stays, e.g. the name of
+    /// its log file. Empty: $PLATOON_WORKER_NAME, which platoon-launch sets to
+    /// "worker-<index>", or no name. At most 64 printable ASCII characters.
+    std::string name;
     /// Bound on every control request; past it, TimeoutError names the endpoint.
     std::chrono::milliseconds timeout{std::chrono::seconds(60)};
     /// Bound on waiting for a lock of the center.

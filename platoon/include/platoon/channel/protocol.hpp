@@ -68,6 +68,18 @@ Request parse_request(std::string_view frame, std::size_t max_bytes = kDefaultMa
 /// `max_chars` characters (then "... (N characters)"), invalid UTF-8 replaced.
 std::string quote(const nlohmann::json& value, std::size_t max_chars = 200);
 
+/// The longest worker name platoon-register accepts.
+inline constexpr std::size_t kMaxWorkerNameChars = 64;
+
+/// Why `name` cannot name a worker ("is longer than 64 characters", "holds a
+/// character that is not printable ASCII"), or "" when it can. The empty
+/// name is allowed: it means none.
+std::string worker_name_problem(std::string_view name);
+
+/// How logs call a worker: "worker 4", or "worker 4 (worker-1)" when it has
+/// a name.
+std::string worker_label(int worker_id, std::string_view name);
+
 /// Serializes a request into one frame.
 std::string encode_request(const nlohmann::json& worker_id, const nlohmann::json& req,
                            const nlohmann::json& req_info = nullptr);

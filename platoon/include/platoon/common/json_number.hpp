@@ -38,6 +38,15 @@ template <std::integral T>
   throw nlohmann::json::out_of_range::create(406, "integer " + value.dump() + " is out of range here", &value);
 }
 
+/// json_integer<T>() of `object[key]`, or `fallback` when `object` has no
+/// `key` (the checked counterpart of nlohmann's value(key, fallback)).
+template <std::integral T>
+  requires(!std::same_as<T, bool>)
+[[nodiscard]] T json_integer_or(const nlohmann::json& object, const char* key, T fallback) {
+  if (!object.is_object() || !object.contains(key)) return fallback;
+  return json_integer<T>(object.at(key));
+}
+
 /// The integers of the JSON array `value`, each checked as json_integer<T>()
 /// does. Throws nlohmann::json::type_error when `value` is not an array.
 template <std::integral T>
