@@ -2,7 +2,7 @@
 // controller and worker.
 #pragma once
 
-#include "example_worker.hpp"
+#include "flags.hpp"
 #include "sync_data.hpp"
 
 namespace platoon::examples::mlp {

@@ -1,35 +1,123 @@
-// A worker of the MLP example (784-256-128-10) on Fashion-MNIST.
+// A worker of the MLP example (784-256-128-10) on Fashion-MNIST, and the
+// template to copy for your own model. Two modes, each one function that
+// reads top to bottom (data, model, Soldier, init, loop, sync, validate,
+// close); the helpers they call are in examples/runner/.
 //
-//   mlp_worker --mode sync  [--port 5567] [--batch 128] [--lr 0.001] [--optimizer adam]
-//              [--weight-decay W] [--lr-decay 0.8] [--clip-norm 0] [--seed 1] [--hidden 256]
-//              [--data DIR] [--train-limit N]
-//   mlp_worker [--mode easgd] [--port 5567 | --standalone] ...   (see examples/runner/example_worker.hpp)
+//   mlp_worker [--mode easgd] [--port 5567] [--batch 64] [--lr 0.001] [--sync-every 10] [--alpha 0.5] ...
+//   mlp_worker --standalone ...   (the same training without platoon: the reference)
+//   mlp_worker --mode sync [--port 5567] [--batch 128] [--optimizer adam] [--weight-decay W] ...
 //
-// --mode sync is synchronous data parallelism, and this file is its
-// template: copy it to train your own model. Every worker computes the
+// --mode easgd (the default) is Platoon's elastic averaging: every worker
+// trains its own copy of the model and, every --sync-every minibatches,
+// moves it and the job's center in shared memory towards each other. The
+// controller (mlp_controller) hands out minibatches and validations.
+//
+// --mode sync is synchronous data parallelism: every worker computes the
 // gradient of its slice of one global minibatch (the same size whatever the
 // number of workers), one all-reduce averages them, and every worker applies
 // the same update, so all replicas stay identical. The controller
 // (mlp_controller --group-size N) decides, through rank 0, when the group
 // trains, validates and stops.
+//
+// --help lists every flag with its default.
+#include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <numeric>
-#include <iostream>
+#include <memory>
 
 #include "common/mlp.hpp"
-#include "sync_data.hpp"
 #include "defaults.hpp"
+#include "easgd_support.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/json_number.hpp"
 #include "platoon/soldier.hpp"
 #include "platoon/sync/update_rules.hpp"
+#include "program.hpp"
+#include "sync_data.hpp"
 
 namespace {
 
 using nlohmann::json;
 using namespace platoon;
 using namespace platoon::examples;
+using Clock = std::chrono::steady_clock;
+
+// --hidden H: layers of H and H/2 units (0: 256 and 128).
+std::unique_ptr<Mlp> make_model(std::uint64_t seed, int hidden) {
+  return std::make_unique<Mlp>(seed, hidden > 0 ? hidden : 256, hidden > 0 ? hidden / 2 : 128);
+}
+
+int easgd_main(int argc, char** argv) {
+  const WorkerFlags flags = parse_worker_flags(argc, argv, mlp::worker_defaults());
+
+  // Data: this worker's own copy of Fashion-MNIST, the last 5000 training
+  // images set aside for validation.
+  const LocalData data = load_local_data(flags.data, flags.train_limit);
+  check_batch_fits(static_cast<std::size_t>(flags.batch), data.train.size());
+
+  // Model and update rule. Every worker starts from the same seed; the
+  // center is made from the first worker's values.
+  const std::unique_ptr<Mlp> model = make_model(flags.seed, flags.hidden);
+  const std::unique_ptr<UpdateRule> rule = make_update_rule(flags.optimizer, static_cast<float>(flags.learning_rate));
+  if (flags.standalone) return run_standalone(flags, *model, *rule, data);
+
+  // Soldier: joins the job.
+  Soldier::Options options;
+  options.endpoint = flags.endpoint;
+  options.sync_threads = flags.sync_threads;
+  Soldier soldier(options);
+
+  // Init: the first worker creates the center from its values, the others
+  // start from the center.
+  soldier.init_shared_params(model->param_views(), std::make_unique<EASGD>(static_cast<float>(flags.alpha)));
+  // Every worker shuffles its own way.
+  const std::uint64_t order_seed = flags.seed * 1000 + static_cast<std::uint64_t>(soldier.worker_id());
+  MinibatchStream stream(*model, *rule, data, static_cast<std::size_t>(flags.batch), order_seed,
+                         static_cast<float>(flags.clip_norm), flags.lr_decay);
+  // Validation and test look at the center through a scratch model, so this
+  // worker's own progress is never thrown away.
+  CenterEvaluator center(soldier, make_model(flags.seed, flags.hidden));
+
+  // Loop: ask the controller what to do; report the minibatches trained
+  // with the next request. Throughput counts everything but validations:
+  // training, syncs and requests, so that it shows what platoon costs.
+  long minibatches = 0, unreported = 0;
+  double valid_seconds = 0;
+  const auto started = Clock::now();
+  while (true) {
+    const json what = soldier.send_req("next", {{"done", unreported}});
+    unreported = 0;
+    const std::string action = what.at("action").get<std::string>();
+    if (action == "stop") break;
+
+    if (action == "valid") {
+      // Validate: the center on the validation images.
+      const auto v0 = Clock::now();
+      const double accuracy = center.accuracy(data.set.train_images, data.set.train_labels, data.valid);
+      soldier.send_req({{"valid_error", 1.0 - accuracy}});
+      valid_seconds += std::chrono::duration<double>(Clock::now() - v0).count();
+      continue;
+    }
+    if (action != "train") throw ProtocolError(str_cat("unexpected answer from the controller: ", what.dump()));
+
+    // Train; sync with the center every --sync-every minibatches.
+    const long k = json_integer<long>(what.at("minibatches"));
+    for (long i = 0; i < k; ++i) {
+      stream.step();
+      if (++minibatches % flags.sync_every == 0) soldier.sync_params();
+    }
+    unreported = k;
+  }
+  const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count() - valid_seconds;
+
+  // Close: the center gets this worker's last progress; the last worker to
+  // finish tests the center.
+  soldier.sync_params();
+  if (soldier.send_req({{"finished", true}}).value("test", false))
+    soldier.send_req({{"test_accuracy", center.accuracy(data.set.test_images, data.set.test_labels)}});
+  soldier.close();
+  print_throughput(minibatches, stream.samples(), train_seconds);
+  return 0;
+}
 
 int sync_main(int argc, char** argv) {
   const SyncFlags flags = parse_sync_flags(argc, argv, mlp::sync_defaults());
@@ -46,7 +134,8 @@ int sync_main(int argc, char** argv) {
   GlobalBatches batches(split.train, flags.global_batch, flags.seed);
 
   // Model and update rule; their state is what a joining worker receives.
-  Mlp model(flags.seed, flags.hidden > 0 ? flags.hidden : 256, flags.hidden > 0 ? flags.hidden / 2 : 128);
+  const std::unique_ptr<Mlp> model_ptr = make_model(flags.seed, flags.hidden);
+  Mlp& model = *model_ptr;
   const std::unique_ptr<UpdateRule> rule = make_update_rule(flags.optimizer, flags.learning_rate, flags.weight_decay);
   rule->attach(model.num_params());
 
@@ -60,7 +149,7 @@ int sync_main(int argc, char** argv) {
   Batch batch;
   long done = 0, samples = 0, steps = 0;
   bool job_over = false;
-  const auto started = std::chrono::steady_clock::now();
+  const auto started = Clock::now();
   double valid_seconds = 0;
   while (!job_over) {
     const json what = soldier.send_req_collective("next", {{"done", done}});
@@ -69,7 +158,7 @@ int sync_main(int argc, char** argv) {
 
     if (what.at("action") == "valid") {
       // Validate: each rank classifies its slice; the counts are summed exactly.
-      const auto v0 = std::chrono::steady_clock::now();
+      const auto v0 = Clock::now();
       try {
         const double accuracy = sliced_accuracy(soldier.group(), model, data.train, split.valid);
         soldier.send_req_collective({{"valid_error", 1.0 - accuracy}});
@@ -77,7 +166,7 @@ int sync_main(int argc, char** argv) {
         if (!soldier.regroup()) break;
         soldier.send_req_collective({{"valid_error", nullptr}});  // abandoned; the next one will tell
       }
-      valid_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - v0).count();
+      valid_seconds += std::chrono::duration<double>(Clock::now() - v0).count();
       continue;
     }
 
@@ -116,7 +205,7 @@ int sync_main(int argc, char** argv) {
     }
   }
   const double train_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() - valid_seconds;
+      std::chrono::duration<double>(Clock::now() - started).count() - valid_seconds;
 
   // Close: the test set, sliced like validation; rank 0 reports it.
   try {
@@ -133,21 +222,8 @@ int sync_main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --mode picks the loop and its parser; the EASGD loop lives in the
-  // shared runner. Each parser checks --mode's value itself.
-  const std::string mode = worker_mode(argc, argv);
-  if (mode != "sync")
-    return run_example_worker(argc, argv, mlp::worker_defaults(),
-                              [](std::uint64_t seed, int hidden) {
-      return std::make_unique<Mlp>(seed, hidden > 0 ? hidden : 256, hidden > 0 ? hidden / 2 : 128);
-    });
-  try {
-    return sync_main(argc, argv);
-  } catch (const HelpRequested& help) {
-    std::cout << help.text;
-    return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "worker: " << e.what() << "\n";
-    return 1;
-  }
+  // --mode picks the loop and its flags; each parser checks --mode's value.
+  return run_program("worker", [&] {
+    return worker_mode(argc, argv) == "sync" ? sync_main(argc, argv) : easgd_main(argc, argv);
+  });
 }

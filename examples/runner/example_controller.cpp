@@ -1,9 +1,9 @@
 #include "example_controller.hpp"
 
 #include <cstdio>
-#include <iostream>
 
 #include "flags.hpp"
+#include "program.hpp"
 #include "platoon/channel/protocol.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/json_number.hpp"
@@ -101,7 +101,7 @@ void ExampleController::log_summary() const {
 }
 
 int run_example_controller(int argc, char** argv, const ScheduleOptions& defaults) {
-  try {
+  return run_program("controller", [&] {
     const ControllerFlags flags = parse_controller_flags(argc, argv, defaults);
     const auto milliseconds = [](double seconds) {
       return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
@@ -120,13 +120,7 @@ int run_example_controller(int argc, char** argv, const ScheduleOptions& default
     controller.serve();
     controller.log_summary();
     return 0;
-  } catch (const HelpRequested& help) {
-    std::cout << help.text;
-    return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "controller: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
 
 }  // namespace platoon::examples

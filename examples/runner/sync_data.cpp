@@ -40,11 +40,6 @@ std::vector<std::size_t> all_indices(std::size_t n) {
   return v;
 }
 
-void print_throughput(long minibatches, long samples, double train_seconds) {
-  std::printf("trained %ld minibatches (%ld samples) in %.2f s\nthroughput %.1f\n", minibatches, samples,
-              train_seconds, train_seconds > 0 ? static_cast<double>(samples) / train_seconds : 0.0);
-  std::fflush(stdout);
-}
 
 SharedFashionMnist map_shared_fashion_mnist(const Soldier& soldier, const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> paths;

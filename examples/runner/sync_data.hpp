@@ -21,9 +21,6 @@ namespace platoon::examples {
 /// 0, 1, ..., n-1.
 std::vector<std::size_t> all_indices(std::size_t n);
 
-/// The last lines of every example worker ("trained ... throughput N"),
-/// which platoon-bench reads.
-void print_throughput(long minibatches, long samples, double train_seconds);
 
 /// Images and labels that live in shared memory (read-only).
 struct SharedImages {
