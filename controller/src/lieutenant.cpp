@@ -227,7 +227,7 @@ struct Lieutenant::Impl {
   }
 
   nlohmann::json register_worker(const protocol::Request& r) {
-    if (ending) throw ProtocolError(str_cat("job ", job_id, " is ending; no new worker may join"));
+    if (ending) throw JobOverError(str_cat("job ", job_id, " is ending; no new worker may join"));
     const nlohmann::json& info = r.req_info;
     if (!info.is_object()) throw ProtocolError("platoon-register needs req_info {pid, start_ticks, host}");
     const std::string here = host_name();
@@ -321,6 +321,8 @@ struct Lieutenant::Impl {
       return owner.handle_control(r.req, w, r.req_info);
     } catch (const NotRegistered& e) {
       return protocol::error_reply("not-registered", e.what());
+    } catch (const JobOverError& e) {
+      return protocol::error_reply("job-over", e.what());
     } catch (const LayoutError& e) {
       return protocol::error_reply("layout-mismatch", e.what());
     } catch (const ProtocolError& e) {

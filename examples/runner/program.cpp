@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "flags.hpp"
+#include "platoon/common/error.hpp"
 
 namespace platoon::examples {
 
@@ -13,6 +14,9 @@ int run_program(const char* who, const std::function<int()>& body) {
     return body();
   } catch (const HelpRequested& help) {
     std::cout << help.text;
+    return 0;
+  } catch (const JobOverError& e) {
+    std::cerr << who << ": nothing to do: " << e.what() << "\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << who << ": " << e.what() << "\n";

@@ -7,9 +7,10 @@
 namespace platoon::examples {
 
 /// Runs `body`, the program proper, and returns its exit code: what `body`
-/// returns, 0 after printing the help when it throws HelpRequested, and 1
-/// after printing "<who>: <what went wrong>" to stderr for any other
-/// exception (bad usage, a missing file, a lost controller).
+/// returns, 0 after printing the help when it throws HelpRequested, 0 after
+/// saying so when the job was over before this worker joined
+/// (JobOverError), and 1 after printing "<who>: <what went wrong>" to stderr
+/// for any other exception (bad usage, a missing file, a lost controller).
 int run_program(const char* who, const std::function<int()>& body);
 
 /// The last lines of every example worker ("trained N minibatches (S

@@ -3,16 +3,23 @@
 // several sync threads give exact EASGD, a job that ends takes no new worker,
 // cleanup = false keeps the center, and the lock and params bounds expire.
 #include <doctest/doctest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "platoon/channel/control_client.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/process/child_process.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/shm/shm_object.hpp"
 #include "platoon/soldier.hpp"
@@ -168,11 +175,52 @@ TEST_CASE("after end_job() a worker that registers is refused, and the job ends 
   Soldier first(options_for(served));
   CHECK(first.send_req("end") == "ok");
   CHECK_THROWS_WITH_AS(Soldier{options_for(served)}, doctest::Contains("no new worker may join"),
-                       platoon::ErrorReply);
+                       platoon::JobOverError);
   CHECK_FALSE(served.finished());  // the first worker is still there
   first.close();
   CHECK(eventually([&] { return served.finished(); }, 10s));  // the refused one is not waited for
   served.rethrow();
+}
+
+namespace {
+// A loopback port that nothing listens on (bound to port 0, then closed).
+int unused_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+}  // namespace
+
+TEST_CASE("a worker whose known controller process is gone stops registering at once, with JobOverError") {
+  // A controller process that has ended (and been reaped), on a port where
+  // nothing listens: without the process to watch, registering would wait
+  // for the whole timeout.
+  platoon::ChildProcess gone = platoon::ChildProcess::spawn({"/bin/true"}, {});
+  const platoon::ProcessId controller = platoon::ProcessId::of(gone.pid());
+  REQUIRE(gone.wait_for(10s).has_value());
+  Soldier::Options options;
+  options.endpoint = platoon::loopback_endpoint(unused_loopback_port());
+  options.timeout = 30s;
+  options.controller_process = controller;
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains("ended before this worker could register"),
+                       platoon::JobOverError);
+  CHECK(std::chrono::steady_clock::now() - started < 10s);  // far below the 30 s timeout
+
+  // The same from platoon-launch's variable; a malformed one is named.
+  options.controller_process = {};
+  ::setenv("PLATOON_CONTROLLER_PROCESS", controller.to_string().c_str(), 1);
+  CHECK_THROWS_AS(Soldier{options}, platoon::JobOverError);
+  ::setenv("PLATOON_CONTROLLER_PROCESS", "12x", 1);
+  CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains("PLATOON_CONTROLLER_PROCESS=12x"), platoon::Error);
+  ::unsetenv("PLATOON_CONTROLLER_PROCESS");
 }
 
 TEST_CASE("init_shared_params(..., cleanup = false) keeps the center after its worker and the job are gone") {

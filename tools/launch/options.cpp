@@ -24,7 +24,9 @@ constexpr const char* kFooter = R"(
 Every process gets PLATOON_RUN_DIR=<run folder>; worker i also gets
 PLATOON_WORKER_INDEX=i and PLATOON_WORKER_NAME=worker-i, the name its Soldier
 shows next to its id, as in [worker 4 (worker-1)]; a restarted worker gets a
-new id. Each process's output goes to <run>/<name>.log
+new id. Workers also get PLATOON_CONTROLLER_PROCESS=<pid>:<start ticks>, so
+that one started as the job ends does not wait for a controller that is gone.
+Each process's output goes to <run>/<name>.log
 (controller.log, worker-0.log, ...) and to stdout prefixed with its name; the
 launcher's own messages go to <run>/launch.log. Lines without a timestamp get
 one. Ctrl-C stops every process (SIGTERM, SIGKILL after 10 s) and removes the

@@ -148,6 +148,10 @@ class Launcher {
       return finish(kExitUsage);
     }
     if (!start(controller_)) return finish(kExitUsage);
+    // A worker that starts as the job ends must not wait for a controller
+    // that is gone: its Soldier watches this process while it registers.
+    const std::string controller_process = ProcessId::of(controller_.child.pid()).to_string();
+    for (Member& w : workers_) w.env.push_back(str_cat("PLATOON_CONTROLLER_PROCESS=", controller_process));
     client_.emplace(endpoint, kStatusTryTimeout);
     const auto start_deadline = Clock::now() + options_.start_timeout;
     nlohmann::json status;

@@ -188,12 +188,32 @@ Soldier::Soldier(Options options) {
   // Checked here too, so that a bad name is named before anything is sent.
   if (const std::string why = protocol::worker_name_problem(options.name); !why.empty())
     throw Error(str_cat("Soldier::Options::name ", protocol::quote(options.name), " ", why));
+  if (options.controller_process.pid == 0)
+    if (const char* from_launcher = std::getenv("PLATOON_CONTROLLER_PROCESS")) {
+      const std::optional<ProcessId> controller = ProcessId::parse(from_launcher);
+      if (!controller)
+        throw Error(str_cat("PLATOON_CONTROLLER_PROCESS=", from_launcher, " is not 'pid' or 'pid:start_ticks'"));
+      options.controller_process = *controller;
+    }
   impl_ = std::make_unique<Impl>(std::move(options));
   const ProcessId self = ProcessId::self();
   nlohmann::json info = {{"pid", self.pid}, {"start_ticks", self.start_ticks}, {"host", host_name()}};
   if (!impl_->options.name.empty()) info["name"] = impl_->options.name;
-  const nlohmann::json reply =
-      impl_->client.request(str_cat(host_name(), ":", self.pid), std::string(protocol::kRegister), info);
+  nlohmann::json reply;
+  const ProcessId controller = impl_->options.controller_process;
+  try {
+    std::function<bool()> controller_alive;
+    if (controller.pid != 0) controller_alive = [controller] { return controller.alive(); };
+    reply = impl_->client.request(str_cat(host_name(), ":", self.pid), std::string(protocol::kRegister), info,
+                                  impl_->options.timeout, controller_alive);
+  } catch (const ErrorReply& e) {
+    if (e.kind() == "job-over") throw JobOverError(e.what());
+    throw;
+  } catch (const PeerLostError& e) {
+    throw JobOverError(str_cat("the controller (pid ", controller.pid,
+                               ") ended before this worker could register: its job is over, or it failed (",
+                               e.what(), ")"));
+  }
   try {
     impl_->worker_id = json_integer<int>(reply.at("worker_id"));
     impl_->job_id = reply.at("job_id").get<std::string>();

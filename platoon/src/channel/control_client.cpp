@@ -1,5 +1,6 @@
 #include "platoon/channel/control_client.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <zmq.hpp>
 
@@ -60,6 +61,12 @@ nlohmann::json ControlClient::request(const nlohmann::json& worker_id, const nlo
 
 nlohmann::json ControlClient::request(const nlohmann::json& worker_id, const nlohmann::json& req,
                                       const nlohmann::json& req_info, std::chrono::milliseconds timeout) {
+  return request(worker_id, req, req_info, timeout, {});
+}
+
+nlohmann::json ControlClient::request(const nlohmann::json& worker_id, const nlohmann::json& req,
+                                      const nlohmann::json& req_info, std::chrono::milliseconds timeout,
+                                      const std::function<bool()>& peer_alive) {
   const std::string frame = protocol::encode_request(worker_id, req, req_info);
   zmq::socket_t& socket = *impl_->socket;
   // Sending on a REQ socket does not block: the frame is queued until a peer
@@ -74,7 +81,24 @@ nlohmann::json ControlClient::request(const nlohmann::json& worker_id, const nlo
   }
 
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  const int ready = detail::poll_for(&item, 1, timeout);
+  int ready = 0;
+  if (!peer_alive) {
+    ready = detail::poll_for(&item, 1, timeout);
+  } else {
+    // In slices, looking at the peer between them.
+    constexpr std::chrono::milliseconds kSlice{100};
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (ready == 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left <= std::chrono::milliseconds(0)) break;
+      ready = detail::poll_for(&item, 1, std::min(left, kSlice));
+      if (ready == 0 && !peer_alive()) {
+        impl_->open();
+        throw PeerLostError(str_cat("controller at ", impl_->endpoint, " is gone: its process ended while '",
+                                    req.dump(), "' waited for a reply"));
+      }
+    }
+  }
   if (ready == 0) {
     impl_->open();  // a REQ socket waiting for a reply cannot send again
     throw TimeoutError(str_cat("controller at ", impl_->endpoint, " did not answer '", req.dump(), "' within ",

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -30,6 +31,31 @@ ProcessId ProcessId::self() {
   id.pid = ::getpid();
   char state = 0;
   read_stat(id.pid, state, id.start_ticks);
+  return id;
+}
+
+ProcessId ProcessId::of(std::int64_t pid) {
+  ProcessId id;
+  id.pid = pid;
+  char state = 0;
+  if (!read_stat(pid, state, id.start_ticks)) id.start_ticks = 0;
+  return id;
+}
+
+std::string ProcessId::to_string() const { return std::to_string(pid) + ":" + std::to_string(start_ticks); }
+
+std::optional<ProcessId> ProcessId::parse(std::string_view text) {
+  ProcessId id;
+  const std::size_t colon = text.find(':');
+  const std::string_view pid_text = text.substr(0, colon);
+  auto [end, error] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), id.pid);
+  if (error != std::errc() || end != pid_text.data() + pid_text.size() || id.pid <= 0) return std::nullopt;
+  if (colon != std::string_view::npos) {
+    const std::string_view ticks_text = text.substr(colon + 1);
+    auto [tend, terror] = std::from_chars(ticks_text.data(), ticks_text.data() + ticks_text.size(), id.start_ticks);
+    if (terror != std::errc() || tend != ticks_text.data() + ticks_text.size() || ticks_text.empty())
+      return std::nullopt;
+  }
   return id;
 }
 

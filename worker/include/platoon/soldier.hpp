@@ -25,6 +25,7 @@
 #include "platoon/common/params.hpp"
 #include "platoon/channel/security.hpp"
 #include "platoon/collective/collective.hpp"
+#include "platoon/process/process.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/sync/sync_rules.hpp"
 
@@ -43,6 +44,12 @@ class Soldier {
     std::string name;
     /// Bound on every control request; past it, TimeoutError names the endpoint.
     std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+    /// The controller's process, when it runs on this host and is known
+    /// before registering: registration then ends with JobOverError as soon
+    /// as that process is gone, instead of waiting for `timeout`. Pid 0:
+    /// $PLATOON_CONTROLLER_PROCESS ("pid:start_ticks"), which platoon-launch
+    /// sets, or unknown.
+    ProcessId controller_process;
     /// Bound on waiting for a lock of the center.
     std::chrono::milliseconds lock_timeout{std::chrono::seconds(60)};
     /// Bound on waiting for the first worker to create the center.

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -43,6 +44,13 @@ class ControlClient {
   /// Same as request() with a different bound for this call only.
   nlohmann::json request(const nlohmann::json& worker_id, const nlohmann::json& req, const nlohmann::json& req_info,
                          std::chrono::milliseconds timeout);
+
+  /// Same as request() with `timeout`, and while waiting for the reply,
+  /// asks `peer_alive` every 100 ms: once it returns false, the wait ends
+  /// with PeerLostError (the socket is renewed, as after a timeout). For a
+  /// controller whose process is known, so that a dead one is not waited for.
+  nlohmann::json request(const nlohmann::json& worker_id, const nlohmann::json& req, const nlohmann::json& req_info,
+                         std::chrono::milliseconds timeout, const std::function<bool()>& peer_alive);
 
   [[nodiscard]] const std::string& endpoint() const;
   [[nodiscard]] std::chrono::milliseconds timeout() const;

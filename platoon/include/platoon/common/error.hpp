@@ -71,6 +71,13 @@ class PeerLostError : public Error {
   using Error::Error;
 };
 
+/// A worker came too late: its job had ended, or was ending, before it could
+/// register. Nothing is lost; the example workers exit 0 with the message.
+class JobOverError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A broken invariant inside platoon: a bug, not a user or peer error.
 class InternalError : public Error {
  public:

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace platoon {
 
@@ -15,6 +17,13 @@ struct ProcessId {
 
   /// The calling process.
   static ProcessId self();
+  /// Process `pid` of this host, with its start time when it can be read
+  /// (start_ticks 0 otherwise: then alive() looks at the pid alone).
+  static ProcessId of(std::int64_t pid);
+  /// "pid:start_ticks", as parse() reads it.
+  [[nodiscard]] std::string to_string() const;
+  /// Reads "pid" or "pid:start_ticks"; nullopt for anything else.
+  static std::optional<ProcessId> parse(std::string_view text);
   /// Whether this process still runs (a zombie counts as dead).
   [[nodiscard]] bool alive() const;
 };
