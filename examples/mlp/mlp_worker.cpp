@@ -20,9 +20,11 @@
 // trains, validates and stops.
 //
 // --help lists every flag with its default.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include "common/mlp.hpp"
 #include "defaults.hpp"
@@ -140,7 +142,11 @@ int sync_main(int argc, char** argv) {
   rule->attach(model.num_params());
 
   // Init: rank 0's parameters, optimizer state and progress reach everyone.
-  Soldier::GroupState state{model.param_views(), rule->state(), {{"step", 0}}};
+  // The parameters of the best validation so far are state too, so that a
+  // worker joining later tests the same ones (--test-on best).
+  std::vector<float> best_params(flags.test_best ? model.num_params() : 0);
+  Soldier::GroupState state{model.param_views(), rule->state(), {{"step", 0}, {"best_saved", false}}};
+  if (flags.test_best) state.state.emplace_back(best_params);
   if (!soldier.init_group(state)) return 0;
   const std::span<float> grad = soldier.gradients();  // in shared memory: reduced in place
 
@@ -161,7 +167,11 @@ int sync_main(int argc, char** argv) {
       const auto v0 = Clock::now();
       try {
         const double accuracy = sliced_accuracy(soldier.group(), model, data.train, split.valid);
-        soldier.send_req_collective({{"valid_error", 1.0 - accuracy}});
+        const json answer = soldier.send_req_collective({{"valid_error", 1.0 - accuracy}});
+        if (flags.test_best && answer.value("best", false)) {
+          std::copy(model.params().begin(), model.params().end(), best_params.begin());
+          state.progress["best_saved"] = true;
+        }
       } catch (const PeerLostError&) {
         if (!soldier.regroup()) break;
         soldier.send_req_collective({{"valid_error", nullptr}});  // abandoned; the next one will tell
@@ -207,10 +217,13 @@ int sync_main(int argc, char** argv) {
   const double train_seconds =
       std::chrono::duration<double>(Clock::now() - started).count() - valid_seconds;
 
-  // Close: the test set, sliced like validation; rank 0 reports it.
+  // Close: the test set, sliced like validation, on the parameters early
+  // stopping picked (the same on every rank); rank 0 reports it.
+  const bool tests_best = state.progress.value("best_saved", false);
+  if (tests_best) std::copy(best_params.begin(), best_params.end(), model.params().begin());
   try {
     const double test = sliced_accuracy(soldier.group(), model, data.test, all_indices(data.test.count));
-    soldier.send_req_collective({{"test_accuracy", test}});
+    soldier.send_req_collective({{"test_accuracy", test}, {"parameters", tests_best ? "best validation" : "final"}});
   } catch (const Error& e) {
     soldier.log().warn("no test accuracy: ", e.what());
   }

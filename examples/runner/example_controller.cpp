@@ -66,8 +66,13 @@ json ExampleController::handle_control(const json& req, const WorkerInfo& worker
   }
   if (req.contains("test_accuracy")) {
     test_accuracy_ = req.at("test_accuracy").get<double>();
-    char line[120];
-    std::snprintf(line, sizeof line, "test accuracy %.4f  %.1f s", *test_accuracy_, elapsed_seconds());
+    // Synchronous workers say which parameters they tested.
+    const json parameters = req.value("parameters", json());
+    if (!parameters.is_null()) test_parameters_ = protocol::quote(parameters, 40);
+    char line[200];
+    std::snprintf(line, sizeof line, "test accuracy %.4f%s%s%s  %.1f s", *test_accuracy_,
+                  test_parameters_.empty() ? "" : " (parameters: ", test_parameters_.c_str(),
+                  test_parameters_.empty() ? "" : ")", elapsed_seconds());
     log().info(line);
     return "ok";
   }
@@ -95,7 +100,9 @@ void ExampleController::log_summary() const {
                 schedule_.minibatches_trained(), elapsed_seconds(), 1.0 - schedule_.best_error());
   log().info(line);
   if (test_accuracy_) {
-    std::snprintf(line, sizeof line, "final test accuracy %.4f", *test_accuracy_);
+    std::snprintf(line, sizeof line, "final test accuracy %.4f%s%s%s", *test_accuracy_,
+                  test_parameters_.empty() ? "" : " (parameters: ", test_parameters_.c_str(),
+                  test_parameters_.empty() ? "" : ")");
     log().info(line);
   }
 }

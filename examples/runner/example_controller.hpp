@@ -7,6 +7,7 @@
 //   worker: {"valid_error": e}      -> {"best": bool} (validation of the center)
 //   worker: {"finished": true}      -> {"test": bool} (last one evaluates the test set)
 //   worker: {"test_accuracy": a}    -> "ok"
+//           (synchronous workers add "parameters": "best validation" or "final")
 //
 // It stops the job after a number of minibatches, a time budget, a target
 // validation accuracy, or `patience` validations without improvement; the
@@ -49,6 +50,7 @@ class ExampleController : public Lieutenant {
   std::set<int> finished_;
   bool test_assigned_ = false;
   std::optional<double> test_accuracy_;
+  std::string test_parameters_;  // which parameters the test measured, quoted; "" when not said
 };
 
 /// main() of an example controller: parses the flags, serves the job,

@@ -223,7 +223,12 @@ SyncFlags parse_sync_flags(int argc, char** argv, const SyncDefaults& defaults) 
   app.add_option("--train-limit", train_limit, "train on the first N samples only (0: the whole training set)")
       ->check(CLI::Range(0L, kMaxCount));
   app.add_option("--hidden", f.hidden, "hidden units (0: the model's default)")->check(CLI::Range(0, 65536));
+  std::string test_on = "best";
+  app.add_option("--test-on", test_on,
+                 "which parameters the test set measures: best (those of the best validation) or final")
+      ->check(CLI::IsMember({"best", "final"}));
   parse(app, argc, argv);
+  f.test_best = test_on == "best";
   f.endpoint = endpoint_of(f.endpoint, port);
   f.global_batch = static_cast<std::size_t>(batch);
   f.learning_rate = static_cast<float>(learning_rate);

@@ -92,6 +92,9 @@ struct SyncFlags {
   std::uint64_t seed = 1;         ///< --seed: model and minibatch order, the same on every worker
   std::size_t train_limit = 0;    ///< --train-limit (0: the whole training set)
   int hidden = 0;                 ///< --hidden (0: the model's default)
+  /// --test-on: true ("best", the default) tests the parameters of the best
+  /// validation, as early stopping picks them; false ("final") the last ones.
+  bool test_best = true;
 };
 /// The defaults that differ per example.
 struct SyncDefaults {

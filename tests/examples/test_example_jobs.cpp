@@ -51,6 +51,37 @@ void write_random_idx(const fs::path& path, const std::vector<std::uint32_t>& di
   REQUIRE(out.good());
 }
 
+// An IDX file holding `bytes` under a header of `dims`.
+void write_idx(const fs::path& path, const std::vector<std::uint32_t>& dims, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  write_be32(out, 0x0800u | static_cast<std::uint32_t>(dims.size()));
+  for (const std::uint32_t d : dims) write_be32(out, d);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
+
+std::string random_bytes(std::size_t n, unsigned below, std::mt19937& random) {
+  std::string bytes(n, '\0');
+  for (char& b : bytes) b = static_cast<char>(random() % below);
+  return bytes;
+}
+
+// A Fashion-MNIST folder whose test set is the validation set (the last 5000
+// of 5200 random training images): the test accuracy of some parameters is
+// their validation accuracy.
+fs::path fashion_mnist_testing_on_validation(const TempDir& dir) {
+  const fs::path data = dir.path() / "data";
+  fs::create_directories(data);
+  std::mt19937 random(5);
+  const std::size_t pixels = 28 * 28, train = 5200, valid = 5000;
+  const std::string images = random_bytes(train * pixels, 256, random), labels = random_bytes(train, 10, random);
+  write_idx(data / "train-images-idx3-ubyte.gz", {5200, 28, 28}, images);
+  write_idx(data / "train-labels-idx1-ubyte.gz", {5200}, labels);
+  write_idx(data / "t10k-images-idx3-ubyte.gz", {5000, 28, 28}, images.substr((train - valid) * pixels));
+  write_idx(data / "t10k-labels-idx1-ubyte.gz", {5000}, labels.substr(train - valid));
+  return data;
+}
+
 // A Fashion-MNIST folder of random images and labels: 5200 training images
 // (200 to train on once the 5000 validation images are set aside), 100 test
 // images. Plain files under the .gz names: the loader reads both.
@@ -165,4 +196,39 @@ TEST_CASE("--standalone trains alone on the schedule flags, with no controller, 
   CHECK(output.find("stopping: time budget of 1 s spent") != std::string::npos);
   CHECK(output.find("[standalone] test accuracy") != std::string::npos);
   CHECK(std::regex_search(output, std::regex(R"(trained [1-9]\d* minibatches \(\d+ samples\))")));
+}
+
+TEST_CASE("--mode sync tests the parameters of the best validation, or with --test-on final the last ones") {
+  TempDir dir;
+  const fs::path data = fashion_mnist_testing_on_validation(dir);
+  // Random labels: validation accuracy wanders while training overfits the
+  // 200 training images, so the best validation is rarely the last one.
+  const auto job = [&](const std::string& test_on) {
+    return run_job(dir, data, "--group-size 2 --max-minibatches 200 --valid-every 10",
+                   str_cat("--mode sync --optimizer sgd --lr 0.02 --test-on ", test_on));
+  };
+  const std::regex validation(R"(validation (\d+): accuracy ([0-9.]+) \(best ([0-9.]+)\))");
+  const std::regex test(R"re(final test accuracy ([0-9.]+) \(parameters: "([a-z ]+)"\))re");
+  std::smatch match;
+
+  const auto [best_status, best_output] = job("best");
+  INFO(best_output);
+  REQUIRE(best_status.success());
+  std::string best_validation, last_validation;
+  for (auto it = std::sregex_iterator(best_output.begin(), best_output.end(), validation); it != std::sregex_iterator();
+       ++it) {
+    best_validation = (*it)[3];
+    last_validation = (*it)[2];
+  }
+  REQUIRE(!best_validation.empty());
+  REQUIRE(std::regex_search(best_output, match, test));
+  CHECK(match[2] == "best validation");
+  CHECK(match[1] == best_validation);  // the test set is the validation set
+  CHECK(best_validation != last_validation);  // the check can tell best from last
+
+  const auto [final_status, final_output] = job("final");
+  INFO(final_output);
+  REQUIRE(final_status.success());
+  REQUIRE(std::regex_search(final_output, match, test));
+  CHECK(match[2] == "final");
 }
