@@ -13,7 +13,9 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "platoon/channel/job_key.hpp"
 #include "platoon/common/json_number.hpp"
+#include "platoon/common/secret.hpp"
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/thread.hpp"
@@ -87,6 +89,13 @@ class NotRegistered : public ProtocolError {
   using ProtocolError::ProtocolError;
 };
 
+// A registration without the job key, or a request in a worker's name
+// without that worker's session token.
+class Unauthorized : public ProtocolError {
+ public:
+  using ProtocolError::ProtocolError;
+};
+
 }  // namespace
 
 struct Lieutenant::Impl {
@@ -115,10 +124,17 @@ struct Lieutenant::Impl {
   int creator_id = -1;
   int next_worker_id = 0;
   std::map<int, WorkerInfo> workers;
+  // Each registered worker's session token: only it can act in its name.
+  std::map<int, std::string> tokens;
+  std::string job_key;
+  std::optional<JobKeyFile> job_key_file;  // written at init_control, removed when serve() ends
   std::unique_ptr<detail::GroupCoordinator> group;
 
   Impl(Lieutenant& o, Options opts) : owner(o), options(std::move(opts)) {
     job_id = options.job_id.empty() ? generate_job_id() : options.job_id;
+    if (!options.job_key.empty() && !is_job_key(options.job_key))
+      throw Error(str_cat("Lieutenant::Options::job_key must be ", 2 * kJobKeyBytes, " lowercase hex digits"));
+    job_key = options.job_key.empty() ? random_secret_hex(kJobKeyBytes) : options.job_key;
     group = std::make_unique<detail::GroupCoordinator>(
         detail::GroupCoordinator::Settings{job_id, self, options.group_size, options.group_form_timeout}, log);
     if (!options.resume_path.empty()) {
@@ -222,14 +238,32 @@ struct Lieutenant::Impl {
     if (it == workers.end())
       throw NotRegistered(str_cat("worker ", id, " is not registered in job ", job_id,
                                   " (it never registered, left, or was dropped as lost)"));
+    // Checked before anything is believed of the request, its sign of life included.
+    if (!secrets_equal(r.token, tokens.at(id)))
+      throw Unauthorized(str_cat("a request in the name of ", it->second.label(),
+                                 r.token.empty() ? " carries no session token" : " carries a wrong session token",
+                                 ": refused (only the process that registered as that worker holds it)"));
     it->second.last_seen = std::chrono::steady_clock::now();  // any message shows it is alive
     return it->second;
   }
 
+  // Removes a worker that left or was lost, and its token.
+  void forget(int id) {
+    workers.erase(id);
+    tokens.erase(id);
+  }
+
   nlohmann::json register_worker(const protocol::Request& r) {
-    if (ending) throw JobOverError(str_cat("job ", job_id, " is ending; no new worker may join"));
     const nlohmann::json& info = r.req_info;
-    if (!info.is_object()) throw ProtocolError("platoon-register needs req_info {pid, start_ticks, host}");
+    const nlohmann::json shown = info.is_object() ? info.value("job_key", nlohmann::json()) : nlohmann::json();
+    if (!shown.is_string())
+      throw Unauthorized(str_cat("platoon-register needs the job key (req_info \"job_key\"); a worker of this "
+                                 "user finds it in ",
+                                 job_key_file ? job_key_file->path().string() : "the file the controller wrote",
+                                 ", or is given it (PLATOON_JOB_KEY)"));
+    if (!secrets_equal(shown.get_ref<const std::string&>(), job_key))
+      throw Unauthorized("platoon-register: wrong job key");
+    if (ending) throw JobOverError(str_cat("job ", job_id, " is ending; no new worker may join"));
     const std::string here = host_name();
     WorkerInfo w;
     try {
@@ -251,7 +285,7 @@ struct Lieutenant::Impl {
       const WorkerInfo& creator = workers.at(creator_id);
       if (creator.host == here && !creator.process.alive()) {
         const WorkerInfo gone = creator;
-        workers.erase(creator_id);
+        forget(creator_id);
         owner.on_worker_lost(gone, str_cat("its process ", gone.process.pid, " is gone"));
       }
     }
@@ -260,10 +294,12 @@ struct Lieutenant::Impl {
       w.creator = true;
     }
     workers[w.id] = w;
+    tokens[w.id] = random_secret_hex(protocol::kTokenBytes);
     log.info(w.label(), " joined (pid ", w.process.pid, " on ", w.host, w.creator ? ", creates the center" : "",
              ")");
     owner.on_worker_joined(w);
     nlohmann::json reply = {{"worker_id", w.id},
+            {"token", tokens.at(w.id)},
             {"job_id", job_id},
             {"first", w.creator},
             {"segment", segment_name()},
@@ -299,7 +335,7 @@ struct Lieutenant::Impl {
     }
     if (name == protocol::kDone) {
       const WorkerInfo left = w;
-      workers.erase(left.id);
+      forget(left.id);
       group->worker_gone(left.id, std::chrono::steady_clock::now());
       log.info(left.label(), " is done");
       owner.on_worker_left(left);
@@ -321,6 +357,8 @@ struct Lieutenant::Impl {
       return owner.handle_control(r.req, w, r.req_info);
     } catch (const NotRegistered& e) {
       return protocol::error_reply("not-registered", e.what());
+    } catch (const Unauthorized& e) {
+      return protocol::error_reply("unauthorized", e.what());
     } catch (const JobOverError& e) {
       return protocol::error_reply("job-over", e.what());
     } catch (const LayoutError& e) {
@@ -347,7 +385,7 @@ struct Lieutenant::Impl {
     }
     for (const auto& [id, reason] : lost) {
       const WorkerInfo w = workers.at(id);
-      workers.erase(id);
+      forget(id);
       if (w.creator && !params_ready) creator_id = -1;  // let the next worker create the center
       group->worker_gone(id, now);
       owner.on_worker_lost(w, reason);
@@ -422,12 +460,18 @@ void Lieutenant::init_control(const std::string& endpoint) {
   if (auto colon = impl_->endpoint.rfind(':'); colon != std::string::npos)
     impl_->port = std::atoi(impl_->endpoint.c_str() + colon + 1);
   impl_->socket = std::move(socket);
-  impl_->log.info("job ", impl_->job_id, " listening on ", impl_->endpoint);
+  if (impl_->options.write_job_key_file) impl_->job_key_file.emplace(impl_->endpoint, impl_->job_key);
+  impl_->log.info("job ", impl_->job_id, " listening on ", impl_->endpoint,
+                  impl_->job_key_file ? str_cat(" (job key in ", impl_->job_key_file->path().string(), ")") : "");
 }
 
 const std::string& Lieutenant::endpoint() const { return impl_->endpoint; }
 int Lieutenant::port() const { return impl_->port; }
 const std::string& Lieutenant::job_id() const { return impl_->job_id; }
+const std::string& Lieutenant::job_key() const { return impl_->job_key; }
+std::string Lieutenant::job_key_file() const {
+  return impl_->job_key_file ? impl_->job_key_file->path().string() : std::string();
+}
 void Lieutenant::stop() noexcept { impl_->stop_requested.store(true); }
 void Lieutenant::end_job() {
   if (!impl_->ending) impl_->log.info("job is ending: waiting for ", impl_->workers.size(), " worker(s) to leave");
@@ -499,6 +543,7 @@ void Lieutenant::serve() {
     }
   }
   impl_->finish_checkpoints();
+  impl_->job_key_file.reset();  // no worker may join any more
   impl_->center.reset();
   impl_->group->end();
   impl_->remove_companions();

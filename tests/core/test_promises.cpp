@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <zmq.hpp>
 
 #include "platoon/channel/control_client.hpp"
 #include "platoon/common/error.hpp"
@@ -29,6 +30,7 @@
 using nlohmann::json;
 using platoon::SharedSegment;
 using platoon::Soldier;
+using platoon::str_cat;
 using platoon::testing::eventually;
 using platoon::testing::ServedController;
 using namespace std::chrono_literals;
@@ -221,6 +223,35 @@ TEST_CASE("a worker whose known controller process is gone stops registering at 
   ::setenv("PLATOON_CONTROLLER_PROCESS", "12x", 1);
   CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains("PLATOON_CONTROLLER_PROCESS=12x"), platoon::Error);
   ::unsetenv("PLATOON_CONTROLLER_PROCESS");
+}
+
+TEST_CASE("a worker pointed at a port where nothing listens fails within 6 s, saying so") {
+  Soldier::Options options;
+  options.endpoint = platoon::loopback_endpoint(unused_loopback_port());
+  REQUIRE(options.timeout >= 60s);  // the default request bound is not what ends it
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains(str_cat("nothing listens at ", options.endpoint).c_str()),
+                       platoon::TimeoutError);
+  CHECK(std::chrono::steady_clock::now() - started < 6s);
+
+  // The bound is the Soldier's to set.
+  options.connect_timeout = 300ms;
+  const auto again = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(Soldier{options}, platoon::TimeoutError);
+  CHECK(std::chrono::steady_clock::now() - again < 3s);
+}
+
+TEST_CASE("a controller that accepted the connection but is slow is waited for the whole request timeout") {
+  // A socket that accepts connections and never answers.
+  zmq::context_t context;
+  zmq::socket_t silent(context, zmq::socket_type::router);
+  silent.set(zmq::sockopt::linger, 0);
+  silent.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = silent.get(zmq::sockopt::last_endpoint);
+  platoon::ControlClient client(endpoint, 1500ms, {}, 200ms);
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(client.request(0, "next"), doctest::Contains("did not answer"), platoon::TimeoutError);
+  CHECK(std::chrono::steady_clock::now() - started >= 1400ms);  // not cut short at the connect bound
 }
 
 TEST_CASE("init_shared_params(..., cleanup = false) keeps the center after its worker and the job are gone") {

@@ -15,6 +15,7 @@
 #include "test_support.hpp"
 
 using nlohmann::json;
+using platoon::str_cat;
 namespace protocol = platoon::protocol;
 using platoon::testing::ServedController;
 
@@ -58,6 +59,12 @@ TEST_CASE("parse_request names what is wrong") {
                        doctest::Contains("'worker_id' must be"), ProtocolError);
   CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"worker_id": 1, "req": 1, "extra": 2})"),
                        doctest::Contains("unexpected key 'extra'"), ProtocolError);
+  CHECK_THROWS_WITH_AS(protocol::parse_request(R"({"worker_id": 1, "req": 1, "token": 5})"),
+                       doctest::Contains("'token' must be a string"), ProtocolError);
+  CHECK_THROWS_WITH_AS(protocol::parse_request(str_cat(R"({"worker_id": 1, "req": 1, "token": ")",
+                                                       std::string(33, 'a'), R"("})")),
+                       doctest::Contains("at most 32 characters"), ProtocolError);
+  CHECK(protocol::parse_request(R"({"worker_id": 1, "req": 1, "token": "abc"})").token == "abc");
   CHECK_THROWS_WITH_AS(protocol::parse_request(std::string(100, ' '), 10), doctest::Contains("exceeds the limit"),
                        ProtocolError);
 }
@@ -77,18 +84,17 @@ TEST_CASE("the controller answers each kind of bad request with an error reply")
   CHECK(error_kind(anonymous.dump()) == "bad-request");
   CHECK(anonymous.dump().find("only platoon-status") != std::string::npos);
   CHECK(error_kind(controller.handle_frame(R"({"req": "platoon-heartbeat"})")) == "bad-request");
-  CHECK(error_kind(controller.handle_frame(R"({"worker_id": "h:1", "req": "platoon-register"})")) == "bad-request");
-  CHECK(error_kind(controller.handle_frame(R"({"worker_id": 0, "req": "platoon-register", "req_info": {"pid": "x"}})")) ==
+  CHECK(error_kind(controller.handle_frame(R"({"worker_id": "h:1", "req": "platoon-register"})")) == "unauthorized");
+  CHECK(error_kind(controller.handle_frame(platoon::testing::register_frame(controller, {{"pid", "x"}}))) ==
         "bad-request");
+  CHECK(error_kind(controller.handle_frame(platoon::testing::register_frame(controller, "x"))) == "unauthorized");
   // Bytes that are not UTF-8 are quoted in the error, replaced, not fatal (a fuzzer finding).
   CHECK(error_kind(controller.handle_frame("{\"worker_id\": 0, \"req\"\xff\xff\x01}")) == "bad-request");
   // A well-formed registration then a failing handler.
-  const json reg = json::parse(controller.handle_frame(
-      R"({"worker_id": "h:1", "req": "platoon-register", "req_info": {"pid": 1, "host": "h"}})"));
+  const json reg = json::parse(controller.handle_frame(platoon::testing::register_frame(controller)));
   REQUIRE(reg.contains("worker_id"));
-  const std::string fail = protocol::encode_request(reg["worker_id"], "fail");
-  CHECK(error_kind(controller.handle_frame(fail)) == "handler-error");
-  const json ok = json::parse(controller.handle_frame(protocol::encode_request(reg["worker_id"], "hello")));
+  CHECK(error_kind(controller.handle_frame(platoon::testing::worker_frame(reg, "fail"))) == "handler-error");
+  const json ok = json::parse(controller.handle_frame(platoon::testing::worker_frame(reg, "hello")));
   CHECK(ok["req"] == "hello");
 }
 

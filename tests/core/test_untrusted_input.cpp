@@ -197,18 +197,18 @@ class ThrowingController : public platoon::Lieutenant {
 
 TEST_CASE("a request nested 400 000 deep gets an error reply; the controller's stack survives") {
   ThrowingController controller;
-  const nlohmann::json reg = nlohmann::json::parse(controller.handle_frame(
-      R"({"worker_id": "h:1", "req": "platoon-register", "req_info": {"pid": 1, "host": "h"}})"));
+  const nlohmann::json reg = nlohmann::json::parse(controller.handle_frame(platoon::testing::register_frame(controller)));
   REQUIRE(reg.contains("worker_id"));
+  const std::string token = str_cat(R"(, "token": )", reg["token"].dump());
   // Under the 1 MiB limit: [[[[ ... ]]]] as "req", from a registered worker.
   const std::string deep = std::string(400'000, '[') + std::string(400'000, ']');
-  const std::string frame = str_cat(R"({"worker_id": )", reg["worker_id"].dump(), R"(, "req": )", deep, "}");
+  const std::string frame = str_cat(R"({"worker_id": )", reg["worker_id"].dump(), token, R"(, "req": )", deep, "}");
   const nlohmann::json reply = nlohmann::json::parse(controller.handle_frame(frame));
   REQUIRE(platoon::protocol::is_error_reply(reply));
   CHECK(reply["platoon_error"]["kind"] == "bad-request");
   CHECK(reply["platoon_error"]["message"].get<std::string>().find("nested deeper than") != std::string::npos);
   // A long request that the handler refuses is logged, but not whole.
-  const std::string wide = str_cat(R"({"worker_id": )", reg["worker_id"].dump(), R"(, "req": ")",
+  const std::string wide = str_cat(R"({"worker_id": )", reg["worker_id"].dump(), token, R"(, "req": ")",
                                    std::string(500'000, 'x'), R"("})");
   const nlohmann::json refused = nlohmann::json::parse(controller.handle_frame(wide));
   CHECK(refused["platoon_error"]["kind"] == "handler-error");
@@ -220,7 +220,7 @@ TEST_CASE("platoon-register refuses numbers that are not integers and names that
   ThrowingController controller;
   auto register_with = [&](const std::string& req_info) {
     return nlohmann::json::parse(
-        controller.handle_frame(str_cat(R"({"worker_id": "h:1", "req": "platoon-register", "req_info": )", req_info, "}")));
+        controller.handle_frame(platoon::testing::register_frame(controller, nlohmann::json::parse(req_info))));
   };
   const struct {
     std::string req_info, message;

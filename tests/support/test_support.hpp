@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "platoon/channel/protocol.hpp"
 #include "platoon/lieutenant.hpp"
 #include "platoon/common/log.hpp"
 
@@ -124,6 +125,22 @@ inline Lieutenant::Options test_controller_options() {
   // objects another test left dead on purpose. Tests of reclaiming turn it on.
   options.reclaim_dead_segments = false;
   return options;
+}
+
+/// A platoon-register frame for `controller`, carrying its job key; an
+/// object `req_info` gets the key added.
+inline std::string register_frame(const Lieutenant& controller,
+                                  nlohmann::json req_info = {{"pid", 1}, {"host", "h"}}) {
+  if (req_info.is_object()) req_info["job_key"] = controller.job_key();
+  return protocol::encode_request("h:1", "platoon-register", req_info);
+}
+
+/// A request frame in the name of the worker that `registration` (the reply
+/// to register_frame) registered, with its session token.
+inline std::string worker_frame(const nlohmann::json& registration, const nlohmann::json& req,
+                                const nlohmann::json& req_info = nullptr) {
+  return protocol::encode_request(registration.at("worker_id"), req, req_info,
+                                  registration.at("token").get<std::string>());
 }
 
 }  // namespace platoon::testing

@@ -25,7 +25,9 @@ Every process gets PLATOON_RUN_DIR=<run folder>; worker i also gets
 PLATOON_WORKER_INDEX=i and PLATOON_WORKER_NAME=worker-i, the name its Soldier
 shows next to its id, as in [worker 4 (worker-1)]; a restarted worker gets a
 new id. Workers also get PLATOON_CONTROLLER_PROCESS=<pid>:<start ticks>, so
-that one started as the job ends does not wait for a controller that is gone.
+that one started as the job ends does not wait for a controller that is gone,
+and PLATOON_JOB_KEY, the key the controller wrote to this user's key folder
+(only processes holding it may join the job).
 Each process's output goes to <run>/<name>.log
 (controller.log, worker-0.log, ...) and to stdout prefixed with its name; the
 launcher's own messages go to <run>/launch.log. Lines without a timestamp get

@@ -17,6 +17,7 @@
 #include "logs.hpp"
 #include "options.hpp"
 #include "platoon/channel/control_client.hpp"
+#include "platoon/channel/job_key.hpp"
 #include "platoon/channel/protocol.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/json_number.hpp"
@@ -174,6 +175,14 @@ class Launcher {
     segment_ = status.value("segment", "");
     log_.info(controller_.who(), " answers on ", endpoint, ": job ", status.value("job_id", "?"),
               ", shared-memory segment ", segment_.empty() ? "?" : segment_);
+    // The workers register with the job key the controller wrote for its
+    // endpoint; without it they look for the file themselves.
+    try {
+      const std::string key = read_job_key(endpoint);
+      for (Member& w : workers_) w.env.push_back(str_cat("PLATOON_JOB_KEY=", key));
+    } catch (const ResourceError& e) {
+      log_.warn("the workers get no job key from the launcher: ", e.what());
+    }
 
     // 2. Worker 0, until the central parameters exist.
     phase_ = Phase::params;

@@ -9,6 +9,7 @@
 #include "platoon/common/json_number.hpp"
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/channel/control_client.hpp"
+#include "platoon/channel/job_key.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/thread.hpp"
 #include "platoon/process/process.hpp"
@@ -34,6 +35,7 @@ struct Soldier::Impl {
   Logger log{"worker"};
   ControlClient client;
   int worker_id = -1;
+  std::string token;  // this worker's session token: every request after registering carries it
   std::string job_id;
   std::string segment_name;
   bool first = false;
@@ -62,7 +64,7 @@ struct Soldier::Impl {
 
   explicit Impl(Options opts)
       : options(std::move(opts)),
-        client(options.endpoint, options.timeout, options.curve),
+        client(options.endpoint, options.timeout, options.curve, options.connect_timeout),
         pool(std::max<std::size_t>(1, options.sync_threads)) {}
 
   ~Impl() { stop_heartbeat(); }
@@ -85,7 +87,8 @@ struct Soldier::Impl {
   // blocked anywhere, is still seen alive, and still learns that the
   // controller is gone.
   void heartbeat_loop() {
-    ControlClient beat(options.endpoint, options.heartbeat_timeout, options.curve);
+    ControlClient beat(options.endpoint, options.heartbeat_timeout, options.curve, options.connect_timeout);
+    beat.set_token(token);
     std::unique_lock lock(heartbeat_mutex);
     while (!heartbeat_wake.wait_for(lock, options.heartbeat_interval, [&] { return heartbeat_stop; })) {
       lock.unlock();
@@ -195,10 +198,24 @@ Soldier::Soldier(Options options) {
         throw Error(str_cat("PLATOON_CONTROLLER_PROCESS=", from_launcher, " is not 'pid' or 'pid:start_ticks'"));
       options.controller_process = *controller;
     }
+  // The job key: given, from platoon-launch, or from the user's key file.
+  std::string key_problem;
+  if (options.job_key.empty()) {
+    if (const char* from_launcher = std::getenv("PLATOON_JOB_KEY")) {
+      options.job_key = from_launcher;
+    } else {
+      try {
+        options.job_key = read_job_key(options.endpoint);
+      } catch (const ResourceError& e) {
+        key_problem = e.what();  // said if the controller asks for a key (it may not be there at all)
+      }
+    }
+  }
   impl_ = std::make_unique<Impl>(std::move(options));
   const ProcessId self = ProcessId::self();
   nlohmann::json info = {{"pid", self.pid}, {"start_ticks", self.start_ticks}, {"host", host_name()}};
   if (!impl_->options.name.empty()) info["name"] = impl_->options.name;
+  if (!impl_->options.job_key.empty()) info["job_key"] = impl_->options.job_key;
   nlohmann::json reply;
   const ProcessId controller = impl_->options.controller_process;
   try {
@@ -208,6 +225,8 @@ Soldier::Soldier(Options options) {
                                   impl_->options.timeout, controller_alive);
   } catch (const ErrorReply& e) {
     if (e.kind() == "job-over") throw JobOverError(e.what());
+    if (e.kind() == "unauthorized" && !key_problem.empty())
+      throw ErrorReply(e.kind(), str_cat(e.what(), "; this worker has no key: ", key_problem));
     throw;
   } catch (const PeerLostError& e) {
     throw JobOverError(str_cat("the controller (pid ", controller.pid,
@@ -216,6 +235,7 @@ Soldier::Soldier(Options options) {
   }
   try {
     impl_->worker_id = json_integer<int>(reply.at("worker_id"));
+    impl_->token = reply.at("token").get<std::string>();
     impl_->job_id = reply.at("job_id").get<std::string>();
     impl_->segment_name = reply.at("segment").get<std::string>();
     impl_->first = reply.at("first").get<bool>();
@@ -226,6 +246,7 @@ Soldier::Soldier(Options options) {
     throw ProtocolError(str_cat("controller at ", impl_->options.endpoint, " sent a malformed registration reply ",
                                 protocol::quote(reply), ": ", e.what()));
   }
+  impl_->client.set_token(impl_->token);
   impl_->log.set_tag(protocol::worker_label(impl_->worker_id, impl_->options.name));
   impl_->start_heartbeat();
   impl_->log.info("joined job ", impl_->job_id, " at ", impl_->options.endpoint,

@@ -60,6 +60,14 @@ class Lieutenant {
     std::chrono::milliseconds worker_timeout{2000};
     /// Required to bind to anything but loopback.
     CurveServerKeys curve;
+    /// The key a worker must show to register (2·kJobKeyBytes lowercase hex
+    /// digits, see job_key.hpp). Empty: a fresh random one.
+    std::string job_key;
+    /// Write the job key to this user's key folder when init_control() binds
+    /// (job_key_path(endpoint), mode 0600), where the user's workers find it;
+    /// the file is removed when serve() returns. Off: hand job_key() to the
+    /// workers yourself (Soldier::Options::job_key, or PLATOON_JOB_KEY).
+    bool write_job_key_file = true;
     /// Where to save the central parameters (atomically: write, fsync,
     /// rename), every `checkpoint_interval` and at the end of the job. Empty:
     /// no checkpoints.
@@ -100,6 +108,11 @@ class Lieutenant {
   [[nodiscard]] int port() const;
   /// This job's id; the shared segment is named after it.
   [[nodiscard]] const std::string& job_id() const;
+  /// The key workers must show to register: a secret, keep it so.
+  [[nodiscard]] const std::string& job_key() const;
+  /// The file holding the job key, once init_control() wrote it; empty
+  /// when Options::write_job_key_file is off or before init_control().
+  [[nodiscard]] std::string job_key_file() const;
 
   /// Serves requests until the job is over: end_job() was called and every
   /// registered worker has left (done or lost); or stop(), SIGINT or SIGTERM.

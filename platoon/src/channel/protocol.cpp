@@ -34,6 +34,11 @@ Request parse_request(std::string_view frame, std::size_t max_bytes) {
     if (key == "worker_id") r.worker_id = std::move(value);
     else if (key == "req") r.req = std::move(value);
     else if (key == "req_info") r.req_info = std::move(value);
+    else if (key == "token") {
+      if (!value.is_string() || value.get_ref<const std::string&>().size() > 2 * kTokenBytes)
+        throw ProtocolError(str_cat("request 'token' must be a string of at most ", 2 * kTokenBytes, " characters"));
+      r.token = value.get<std::string>();
+    }
     else throw ProtocolError(str_cat("request has an unexpected key '", key, "'"));
   }
   if (!j.contains("req")) throw ProtocolError("request lacks 'req'");
@@ -62,9 +67,10 @@ std::string worker_label(int worker_id, std::string_view name) {
 }
 
 std::string encode_request(const nlohmann::json& worker_id, const nlohmann::json& req,
-                           const nlohmann::json& req_info) {
+                           const nlohmann::json& req_info, std::string_view token) {
   nlohmann::json j = {{"worker_id", worker_id}, {"req", req}};
   if (!req_info.is_null()) j["req_info"] = req_info;
+  if (!token.empty()) j["token"] = token;
   return j.dump();
 }
 

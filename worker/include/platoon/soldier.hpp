@@ -23,6 +23,7 @@
 
 #include "platoon/common/log.hpp"
 #include "platoon/common/params.hpp"
+#include "platoon/channel/control_client.hpp"
 #include "platoon/channel/security.hpp"
 #include "platoon/collective/collective.hpp"
 #include "platoon/process/process.hpp"
@@ -44,6 +45,10 @@ class Soldier {
     std::string name;
     /// Bound on every control request; past it, TimeoutError names the endpoint.
     std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+    /// Bound on waiting for a connection to the endpoint: when nothing has
+    /// accepted one by then, TimeoutError says that nothing listens there (a
+    /// mistyped port fails in seconds, not after `timeout`).
+    std::chrono::milliseconds connect_timeout{ControlClient::kDefaultConnectTimeout};
     /// The controller's process, when it runs on this host and is known
     /// before registering: registration then ends with JobOverError as soon
     /// as that process is gone, instead of waiting for `timeout`. Pid 0:
@@ -56,6 +61,10 @@ class Soldier {
     std::chrono::milliseconds params_timeout{std::chrono::seconds(120)};
     /// Keys, when the controller requires CURVE.
     CurveClientKeys curve;
+    /// The job key to register with (see job_key.hpp). Empty:
+    /// $PLATOON_JOB_KEY, which platoon-launch sets, or else the key file that
+    /// a controller of this user wrote for `endpoint`.
+    std::string job_key;
     /// Elements per lock of the center (set by the first worker only).
     std::size_t chunk_elements = SharedSegment::kDefaultChunkElements;
     /// Threads that sync_params() uses, the calling thread included. Chunks

@@ -2,13 +2,16 @@
 //
 // Wire format (compatible with Platoon's): every request is one ZeroMQ frame
 // holding the JSON object
-//   {"worker_id": <integer or string>, "req": <any JSON>, "req_info": <optional JSON>}
+//   {"worker_id": <integer or string>, "req": <any JSON>, "req_info": <optional JSON>,
+//    "token": <the worker's session token, from platoon-register>}
 // and every reply is one frame holding any JSON value. Requests whose `req` is
 // a string starting with "platoon-" belong to the framework; everything else
 // goes to Lieutenant::handle_control(). Only "platoon-status" may be sent
 // without a "worker_id": anyone who can reach the endpoint (loopback, or a
-// CURVE key the job allows) may ask for the job's state; everything else needs
-// a registered worker's id.
+// CURVE key the job allows) may ask for the job's state. platoon-register
+// needs the job key (req_info "job_key", see job_key.hpp), and everything else
+// a registered worker's id with the session token its registration returned:
+// a request in a worker's name without that worker's token changes nothing.
 //
 // An error is replied as {"platoon_error": {"kind": ..., "message": ...}};
 // Soldier::send_req() turns it into a platoon::ProtocolError.
@@ -43,6 +46,9 @@ inline constexpr std::string_view kFrameworkPrefix = "platoon-";
 /// The default limit on the size of one request, in bytes.
 inline constexpr std::size_t kDefaultMaxMessageBytes = std::size_t{1} << 20;
 
+/// Bytes of randomness in a session token (sent as twice as many hex digits).
+inline constexpr std::size_t kTokenBytes = 16;
+
 /// The deepest nesting of arrays and objects a request may have.
 inline constexpr std::size_t kMaxNestingDepth = 64;
 
@@ -51,6 +57,7 @@ struct Request {
   nlohmann::json worker_id;  ///< null when absent
   nlohmann::json req;
   nlohmann::json req_info;  ///< null when absent
+  std::string token;        ///< the sender's session token, "" when absent
 
   /// The framework request name ("platoon-..."), or empty for a user request.
   [[nodiscard]] std::string framework_name() const;
@@ -59,7 +66,8 @@ struct Request {
 /// Parses and validates one request frame. Throws platoon::ProtocolError
 /// saying what is wrong: larger than `max_bytes`, nested deeper than
 /// kMaxNestingDepth, not JSON, not an object, no "req", a "worker_id" that is
-/// neither an integer nor a string, or an unexpected key. A missing
+/// neither an integer nor a string, a "token" that is not a string of at most
+/// 2·kTokenBytes characters, or an unexpected key. A missing
 /// "worker_id" is left null: whether the request needs one is the
 /// controller's call.
 Request parse_request(std::string_view frame, std::size_t max_bytes = kDefaultMaxMessageBytes);
@@ -80,9 +88,9 @@ std::string worker_name_problem(std::string_view name);
 /// a name.
 std::string worker_label(int worker_id, std::string_view name);
 
-/// Serializes a request into one frame.
+/// Serializes a request into one frame; an empty `token` is left out.
 std::string encode_request(const nlohmann::json& worker_id, const nlohmann::json& req,
-                           const nlohmann::json& req_info = nullptr);
+                           const nlohmann::json& req_info = nullptr, std::string_view token = {});
 
 /// The error reply for `kind` (a short tag, e.g. "bad-request") and `message`.
 nlohmann::json error_reply(std::string_view kind, std::string_view message);
