@@ -135,6 +135,13 @@ struct Lieutenant::Impl {
     if (!options.job_key.empty() && !is_job_key(options.job_key))
       throw Error(str_cat("Lieutenant::Options::job_key must be ", 2 * kJobKeyBytes, " lowercase hex digits"));
     job_key = options.job_key.empty() ? random_secret_hex(kJobKeyBytes) : options.job_key;
+    if (options.launcher_process.pid == 0)
+      if (const char* from_launcher = std::getenv("PLATOON_LAUNCHER_PROCESS")) {
+        const std::optional<ProcessId> launcher = ProcessId::parse(from_launcher);
+        if (!launcher)
+          throw Error(str_cat("PLATOON_LAUNCHER_PROCESS=", from_launcher, " is not 'pid' or 'pid:start_ticks'"));
+        options.launcher_process = *launcher;
+      }
     group = std::make_unique<detail::GroupCoordinator>(
         detail::GroupCoordinator::Settings{job_id, self, options.group_size, options.group_form_timeout}, log);
     if (!options.resume_path.empty()) {
@@ -151,6 +158,11 @@ struct Lieutenant::Impl {
     if (checkpoint_thread.joinable()) checkpoint_thread.join();
     socket.reset();
     authenticator.reset();
+    // ZeroMQ leaves a bound ipc:// socket's file behind; it is this job's.
+    if (endpoint.starts_with("ipc://")) {
+      std::error_code ignored;
+      std::filesystem::remove(endpoint.substr(6), ignored);
+    }
   }
 
   // Maps the center for checkpoints (once it is ready); false when it cannot.
@@ -536,6 +548,10 @@ void Lieutenant::serve() {
       for (int i = 0; i < 256 && (impl_->socket->get(zmq::sockopt::events) & ZMQ_POLLIN); ++i) impl_->receive_one();
     }
     if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
+      if (const ProcessId& launcher = impl_->options.launcher_process; launcher.pid != 0 && !launcher.alive()) {
+        impl_->log.error("the launcher of this job (pid ", launcher.pid, ") is gone: stopping as on SIGTERM");
+        break;
+      }
       impl_->check_workers();
       on_tick();
       if (impl_->checkpoints && impl_->checkpoints->due(now)) impl_->start_checkpoint(now);

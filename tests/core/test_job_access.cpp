@@ -4,6 +4,7 @@
 // and a raw ZeroMQ client as the outsider.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -192,4 +193,24 @@ TEST_CASE("key files that others could read, or that are not files, are refused 
   CHECK(!platoon::is_job_key(std::string(63, 'a')));
   CHECK(!platoon::is_job_key(std::string(64, 'A')));
   CHECK(platoon::is_job_key(std::string(64, 'a')));
+}
+
+TEST_CASE("a single-host job at a private ipc:// endpoint: workers join, the socket file goes with the controller") {
+  const std::string endpoint = platoon::private_ipc_endpoint(str_cat("test-", ::getpid()));
+  const std::filesystem::path socket_file = endpoint.substr(6);
+  {
+    RecordingController controller;
+    ServedController served(controller, endpoint);
+    CHECK(served.endpoint() == endpoint);
+    CHECK(std::filesystem::exists(socket_file));
+    // Only this user can enter the folder, so only this user can connect.
+    CHECK(std::filesystem::status(socket_file.parent_path()).permissions() == std::filesystem::perms::owner_all);
+    Soldier soldier(soldier_options(endpoint));  // the key is found for ipc endpoints too
+    CHECK(soldier.send_req("hello")["worker"] == soldier.worker_id());
+    soldier.close();
+  }
+  CHECK_FALSE(std::filesystem::exists(socket_file));
+  for (const char* bad : {"", "../x", "a/b", "."})
+    CHECK_THROWS_WITH_AS(platoon::private_ipc_endpoint(bad), doctest::Contains("must be 1 to 64 letters"),
+                         platoon::Error);
 }

@@ -47,19 +47,17 @@ class TempDir {
 };
 
 /// Runs a controller's serve() on a thread bound to a loopback port (a free
-/// one by default); stops and joins it when destroyed.
+/// one by default) or to an endpoint; stops and joins it when destroyed.
 class ServedController {
  public:
   explicit ServedController(Lieutenant& controller, int port = 0) : controller_(controller) {
     controller_.init_control(port);
-    thread_ = std::thread([this] {
-      try {
-        controller_.serve();
-      } catch (...) {
-        error_ = std::current_exception();
-      }
-      finished_.store(true);
-    });
+    start();
+  }
+  /// Binds `endpoint` (ipc://, say) instead of a port.
+  ServedController(Lieutenant& controller, const std::string& endpoint) : controller_(controller) {
+    controller_.init_control(endpoint);
+    start();
   }
   ~ServedController() { stop(); }
   ServedController(const ServedController&) = delete;
@@ -78,6 +76,17 @@ class ServedController {
   [[nodiscard]] bool finished() const { return finished_.load(); }
 
  private:
+  void start() {
+    thread_ = std::thread([this] {
+      try {
+        controller_.serve();
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+      finished_.store(true);
+    });
+  }
+
   Lieutenant& controller_;
   std::thread thread_;
   std::exception_ptr error_;

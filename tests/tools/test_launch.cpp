@@ -20,6 +20,7 @@
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using platoon::ExitStatus;
+using platoon::str_cat;
 using platoon::testing::check_nothing_left;
 using platoon::testing::eventually;
 using platoon::testing::LaunchRun;
@@ -534,5 +535,43 @@ TEST_CASE("exit codes: SIGTERM and SIGHUP to the launcher are 143 and 129") {
     INFO(run.story());
     CHECK(status.code == 128 + signo);
     check_nothing_left(run);
+  }
+}
+
+TEST_CASE("SIGKILL of the launcher mid-job: the job ends as on SIGTERM, checkpointed, logged, with nothing left") {
+  platoon::testing::TempDir dir;
+  const fs::path checkpoint = dir.path() / "center.ckpt";
+  LaunchRun run({.workers = 2,
+                 .steps = 100000,
+                 .controller_extra = str_cat("--checkpoint ", quoted(checkpoint.string())),
+                 .worker_extra = "--step-ms 10"});
+  REQUIRE(eventually([&] { return run.output().find("worker 1 step 3\n") != std::string::npos; }, 20s));
+  const std::string segment = run.segment();
+  REQUIRE(!segment.empty());
+  ::kill(run.launcher().pid(), SIGKILL);  // as an out-of-memory killer or a scheduler would
+  CHECK(run.wait(10s).signal == SIGKILL);
+  // The output pipes are closed now; the controller sees its launcher gone
+  // within a tick, the workers see their controller gone within a heartbeat
+  // bound (0.5 + 5 s).
+  const auto processes = run.job_processes();
+  REQUIRE(processes.size() >= 3);
+  const bool all_ended = eventually(
+      [&] { return std::none_of(processes.begin(), processes.end(), [](const platoon::ProcessId& p) { return p.alive(); }); },
+      15s);
+  INFO(run.story());
+  CHECK(all_ended);
+  CHECK_FALSE(fs::exists(fs::path("/dev/shm") / segment));
+  CHECK(fs::exists(checkpoint));
+  // The last words of each process are in its log file, written by the process itself.
+  const std::string controller_log = read_file(run.run_dir() / "controller.log");
+  INFO(controller_log);
+  CHECK(controller_log.find("is gone: stopping as on SIGTERM") != std::string::npos);
+  CHECK(controller_log.find(str_cat("saved checkpoint ", checkpoint.string(), " (end of job)")) != std::string::npos);
+  CHECK(controller_log.find(str_cat("removed shared-memory segment ", segment)) != std::string::npos);
+  for (const char* worker : {"worker-0.log", "worker-1.log"}) {
+    const std::string log = read_file(run.run_dir() / worker);
+    INFO(worker, ": ", log);
+    CHECK(log.find("is lost: ") != std::string::npos);
+    CHECK(log.find("exiting with code 75") != std::string::npos);
   }
 }

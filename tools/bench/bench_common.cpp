@@ -32,8 +32,11 @@ nlohmann::json BenchController::handle_control(const nlohmann::json& req, const 
   return {{"ok", true}, {"worker", worker.id}};
 }
 
-ServedController::ServedController(Lieutenant& controller) : controller_(controller) {
-  controller_.init_control(0);
+ServedController::ServedController(Lieutenant& controller, const std::string& endpoint) : controller_(controller) {
+  if (endpoint.empty())
+    controller_.init_control(0);
+  else
+    controller_.init_control(endpoint);
   thread_ = std::thread([this] {
     try {
       controller_.serve();

@@ -60,11 +60,12 @@ class BenchController final : public Lieutenant {
                                 const nlohmann::json& req_info) override;
 };
 
-/// Serves a controller on a thread, bound to a free loopback port; stops and
-/// joins it when destroyed (the job's segment is then removed).
+/// Serves a controller on a thread, bound to `endpoint` (empty: a free
+/// loopback port); stops and joins it when destroyed (the job's segment is
+/// then removed).
 class ServedController {
  public:
-  explicit ServedController(Lieutenant& controller);
+  explicit ServedController(Lieutenant& controller, const std::string& endpoint = "");
   ~ServedController();
   ServedController(const ServedController&) = delete;
   ServedController& operator=(const ServedController&) = delete;
@@ -99,7 +100,7 @@ std::vector<Record> bench_allreduce(const Settings& settings, const std::vector<
 std::vector<Record> bench_sync(const Settings& settings, const std::vector<std::string>& figures);
 /// rate_limited_share.
 Record bench_rate_limited(const Settings& settings);
-/// control_p50, control_p99, control_rps_1w, control_rps_8w.
+/// control_p50, control_p99, control_p50_ipc, control_rps_1w, control_rps_8w.
 std::vector<Record> bench_control(const Settings& settings, const std::vector<std::string>& figures);
 /// mlp_1w, mlp_2w (skipped, with the reason, when the example binaries are missing).
 std::vector<Record> bench_end_to_end(const Settings& settings, const std::vector<std::string>& figures);

@@ -1,6 +1,8 @@
 // The control-channel figures: Soldier::send_req round trips to a served
 // controller, against a bare ZeroMQ REQ -> ROUTER echo of the same request
 // bytes, with 1 and 8 client threads.
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -14,6 +16,7 @@
 #include "bench_common.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
+#include "platoon/channel/job_key.hpp"
 #include "platoon/channel/protocol.hpp"
 
 namespace platoon::bench {
@@ -209,6 +212,30 @@ std::vector<Record> bench_control(const Settings& settings, const std::vector<st
     if (wanted("control_rps_1w"))
       record("control_rps_1w", ours.rps(), bare.rps(), ours.rps() / bare.rps(), "req/s", "higher",
              "round trips per second, 1 client thread, one after the other");
+  }
+  if (wanted("control_p50_ipc")) {
+    // The same Soldier round trip over ipc:// and over loopback TCP, in turns.
+    BenchController tcp_controller, ipc_controller;
+    ServedController tcp(tcp_controller);
+    ServedController ipc(ipc_controller, private_ipc_endpoint(str_cat("bench-", ::getpid())));
+    const auto soldier_at = [](const std::string& endpoint) {
+      return [endpoint] {
+        auto soldier = std::make_shared<Soldier>(soldier_options(endpoint));
+        return Client{[soldier] { (void)soldier->send_req("bench"); }};
+      };
+    };
+    auto [over_tcp, over_ipc] = run_loads(1, warmup, blocks, one, {soldier_at(tcp.endpoint()), soldier_at(ipc.endpoint())});
+    Record r;
+    r.figure = "control_p50_ipc";
+    r.value = percentile(over_ipc.latencies_us, 50);
+    r.reference = percentile(over_tcp.latencies_us, 50);
+    r.ratio = r.value / r.reference;
+    r.unit = "us";
+    r.better = "lower";
+    r.detail = str_cat("Soldier::send_req round trip over ", ipc.endpoint(),
+                       " (in the user's 0700 folder), median; reference: the same over loopback TCP (control_p50)");
+    r.extra = {{"requests", over_ipc.requests}, {"clients", 1}};
+    records.push_back(r);
   }
   if (wanted("control_rps_8w")) {
     auto [bare, ours] = bare_and_ours(8, warmup / 4, blocks, each);

@@ -162,13 +162,13 @@ std::vector<std::string> figures_of(bool quick) {
   if (quick)
     return {"allreduce_1M_2w", "allreduce_busbw_1M_2w", "allreduce_4K_2w",
             "easgd_sync_1M_1w", "easgd_sync_1M_2w", "easgd_sync_1M_4w",
-            "control_p50", "control_p99", "control_rps_1w", "control_rps_8w",
+            "control_p50", "control_p99", "control_p50_ipc", "control_rps_1w", "control_rps_8w",
             "rate_limited_share",
             "mlp_1w", "mlp_2w", "sync_mlp_2w"};
   return {"allreduce_25M_2w", "allreduce_busbw_25M_2w", "allreduce_1M_2w", "allreduce_4K_2w",
           "easgd_sync_1M_1w", "easgd_sync_10M_1w", "easgd_sync_50M_1w", "easgd_sync_50M_1w_2t",
           "easgd_sync_10M_2w", "easgd_sync_10M_4w",
-          "control_p50", "control_p99", "control_rps_1w", "control_rps_8w",
+          "control_p50", "control_p99", "control_p50_ipc", "control_rps_1w", "control_rps_8w",
           "rate_limited_share",
           "mlp_1w", "mlp_2w", "sync_mlp_2w"};
   // clang-format on

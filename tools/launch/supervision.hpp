@@ -23,6 +23,7 @@
 #include "platoon/common/json_number.hpp"
 #include "platoon/common/log.hpp"
 #include "platoon/process/child_process.hpp"
+#include "platoon/process/process.hpp"
 #include "platoon/shm/shared_segment.hpp"
 
 namespace platoon::launch {
@@ -56,28 +57,33 @@ std::string port_holder(int port);
 std::string signal_name(int signo);
 
 /// Blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD for as long as it lives and
-/// reads them through a signalfd; SIGPIPE is blocked too, so that a closed
-/// stdout makes writes fail instead of killing the launcher. Children start
-/// with every signal unblocked (ChildProcess::spawn).
+/// reads them through a signalfd. SIGPIPE is ignored, so that a closed stdout
+/// makes writes fail instead of killing the launcher; the children inherit
+/// that (SpawnOptions::inherit_sigpipe), so that they outlive a closed pipe
+/// to a killed launcher. Children start with every signal unblocked
+/// (ChildProcess::spawn).
 class SignalWatch {
  public:
   SignalWatch() {
     sigset_t set;
     sigemptyset(&set);
     for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&set, s);
-    sigset_t blocked = set;
-    sigaddset(&blocked, SIGPIPE);
-    if (sigprocmask(SIG_BLOCK, &blocked, &previous_) != 0)
+    if (sigprocmask(SIG_BLOCK, &set, &previous_) != 0)
       throw ResourceError(str_cat("cannot block signals: ", std::strerror(errno)));
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ignore, &previous_sigpipe_);
     fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd_ < 0) {
       const int error = errno;
+      sigaction(SIGPIPE, &previous_sigpipe_, nullptr);
       sigprocmask(SIG_SETMASK, &previous_, nullptr);
       throw ResourceError(str_cat("cannot create a signalfd: ", std::strerror(error)));
     }
   }
   ~SignalWatch() {
     ::close(fd_);
+    sigaction(SIGPIPE, &previous_sigpipe_, nullptr);
     sigprocmask(SIG_SETMASK, &previous_, nullptr);
   }
   SignalWatch(const SignalWatch&) = delete;
@@ -94,6 +100,7 @@ class SignalWatch {
  private:
   int fd_ = -1;
   sigset_t previous_{};
+  struct sigaction previous_sigpipe_ {};
 };
 
 /// One process of the job.
@@ -128,7 +135,9 @@ class Launcher {
     const std::string endpoint = loopback_endpoint(port_);
     controller_.name = "controller";
     controller_.argv = with_port(options_.controller, port_);
-    controller_.env = {str_cat("PLATOON_RUN_DIR=", run_dir_.string())};
+    // The controller ends the job, as on SIGTERM, once this launcher is gone.
+    controller_.env = {str_cat("PLATOON_RUN_DIR=", run_dir_.string()),
+                       str_cat("PLATOON_LAUNCHER_PROCESS=", ProcessId::self().to_string())};
     workers_.resize(static_cast<std::size_t>(options_.workers));
     for (int i = 0; i < options_.workers; ++i) {
       Member& w = workers_[static_cast<std::size_t>(i)];
@@ -257,7 +266,11 @@ class Launcher {
       m.pipe = std::make_unique<Pipe>(output_, m.name);
       output_.open(m.name);
       const int fd = m.pipe->open();
-      m.child = ChildProcess::spawn(m.argv, {-1, fd, fd}, m.env, {.own_process_group = true});
+      // The child's own log file is named, for the lines it writes once
+      // this launcher (and so the pipe) is gone.
+      std::vector<std::string> env = m.env;
+      env.push_back(str_cat("PLATOON_LOG_FILE=", (run_dir_ / (m.name + ".log")).string()));
+      m.child = ChildProcess::spawn(m.argv, {-1, fd, fd}, env, {.own_process_group = true, .inherit_sigpipe = true});
       m.pipe->close_write_end();
     } catch (const Error& e) {
       log_.error("cannot start ", m.name, ": ", e.what());

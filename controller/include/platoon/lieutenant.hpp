@@ -87,6 +87,11 @@ class Lieutenant {
     /// How long a forming epoch waits for the members it expects; members
     /// that have not asked by then are left out (they may join later).
     std::chrono::milliseconds group_form_timeout{std::chrono::seconds(10)};
+    /// A process whose end ends the job as SIGTERM would (serve() returns
+    /// with the final checkpoint written and the segment removed): the
+    /// launcher that started this controller. pid 0: $PLATOON_LAUNCHER_PROCESS
+    /// ("pid:start_ticks"), which platoon-launch sets, or none.
+    ProcessId launcher_process{};
   };
 
   Lieutenant();

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -72,6 +73,16 @@ fs::path job_key_folder() {
 }
 
 fs::path job_key_path(std::string_view endpoint) { return job_key_folder() / key_file_name(endpoint); }
+
+std::string private_ipc_endpoint(std::string_view name) {
+  const bool plain = !name.empty() && name.size() <= 64 && name != "." && name != ".." &&
+                     std::all_of(name.begin(), name.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+                     });
+  if (!plain)
+    throw Error(str_cat("ipc endpoint name '", name, "' must be 1 to 64 letters, digits, '-', '_' or '.'"));
+  return str_cat("ipc://", (job_key_folder() / str_cat(name, ".ipc")).string());
+}
 
 bool is_job_key(std::string_view key) {
   return key.size() == 2 * kJobKeyBytes && key.find_first_not_of("0123456789abcdef") == std::string_view::npos;

@@ -1,6 +1,11 @@
 #include "platoon/common/log.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 
 namespace platoon {
@@ -26,8 +31,23 @@ void Logger::write(std::string_view message) const {
   line += "] ";
   line += message;
   line += '\n';
-  std::fwrite(line.data(), 1, line.size(), out_);
-  std::fflush(out_);
+  const bool written = std::fwrite(line.data(), 1, line.size(), out_) == line.size() && std::fflush(out_) == 0;
+  if (written) return;
+  std::clearerr(out_);
+  // The reader of the stream is gone: the process's own log file, if it has one.
+  // Opened for each line: this is rare, and safe from any thread.
+  const char* fallback = std::getenv("PLATOON_LOG_FILE");
+  if (fallback == nullptr || *fallback == '\0') return;
+  const int fd = ::open(fallback, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return;
+  std::size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
 }
 
 }  // namespace platoon

@@ -95,6 +95,7 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, const Pro
   sigset_t none, all;
   sigemptyset(&none);
   sigfillset(&all);
+  if (options.inherit_sigpipe) sigdelset(&all, SIGPIPE);  // an ignored signal stays ignored across exec
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;

@@ -33,6 +33,12 @@ std::filesystem::path job_key_path(std::string_view endpoint);
 /// user's, readable by others, or does not hold a key.
 std::string read_job_key(std::string_view endpoint);
 
+/// An ipc:// endpoint for a single-host job: a socket named `name` in the
+/// user's key folder (job_key_folder(), mode 0700), which no other user can
+/// enter, let alone connect to. `name` may hold letters, digits, '-', '_'
+/// and '.'; throws Error naming it otherwise.
+std::string private_ipc_endpoint(std::string_view name);
+
 /// Whether `key` has the form of a job key (2·kJobKeyBytes hex digits).
 bool is_job_key(std::string_view key);
 

@@ -14,6 +14,12 @@ namespace platoon {
 /// ISO-8601 UTC timestamp (milliseconds) and a tag naming the process.
 /// Each line is written with a single fwrite, so the lines of concurrent
 /// threads and processes sharing the stream do not interleave.
+///
+/// When the stream can no longer be written (its reader is gone: platoon-launch
+/// was killed, and with it the pipe it read), a line is appended to the file
+/// named by $PLATOON_LOG_FILE instead, this process's log file, which
+/// platoon-launch names for each process it starts. Nothing is lost then, the
+/// last words of a job included.
 class Logger {
  public:
   explicit Logger(std::string tag, std::FILE* out = stderr) : tag_(std::move(tag)), out_(out) {}

@@ -37,6 +37,11 @@ struct SpawnOptions {
   /// destructor signal the whole group, so the child's own children are
   /// reached too.
   bool own_process_group = false;
+  /// Leave SIGPIPE as this process has it instead of resetting it to the
+  /// default. platoon-launch ignores SIGPIPE and passes that on: a child
+  /// whose output pipe closes (its launcher was killed) gets EPIPE from its
+  /// writes instead of dying, and ends its job cleanly.
+  bool inherit_sigpipe = false;
 };
 
 class ChildProcess {
