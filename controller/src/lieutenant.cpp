@@ -409,7 +409,7 @@ struct Lieutenant::Impl {
     std::vector<zmq::message_t> parts;
     while (true) {
       zmq::message_t part;
-      if (!socket->recv(part, zmq::recv_flags::dontwait)) break;
+      if (!detail::receive_now(*socket, part)) break;
       const bool more = part.more();
       parts.push_back(std::move(part));
       if (!more) break;
@@ -423,9 +423,10 @@ struct Lieutenant::Impl {
     const std::string reply = owner.handle_frame(parts[2].to_string_view());
     // The reply goes only to the socket that asked (its routing id).
     try {
-      socket->send(parts[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-      socket->send(zmq::message_t(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-      socket->send(zmq::buffer(reply), zmq::send_flags::dontwait);
+      zmq::message_t empty, body(reply.data(), reply.size());
+      detail::send_now(*socket, parts[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      detail::send_now(*socket, empty, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      detail::send_now(*socket, body, zmq::send_flags::dontwait);
     } catch (const zmq::error_t& e) {
       log.warn("could not reply to a worker that has gone away: ", e.what());
     }
@@ -545,7 +546,7 @@ void Lieutenant::serve() {
     }
     if (items[0].revents & ZMQ_POLLIN) {
       // Drain what has arrived, a bounded number per wake-up.
-      for (int i = 0; i < 256 && (impl_->socket->get(zmq::sockopt::events) & ZMQ_POLLIN); ++i) impl_->receive_one();
+      for (int i = 0; i < 256 && detail::has_message(*impl_->socket); ++i) impl_->receive_one();
     }
     if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
       if (const ProcessId& launcher = impl_->options.launcher_process; launcher.pid != 0 && !launcher.alive()) {

@@ -18,4 +18,35 @@ int poll_for(zmq::pollitem_t* items, std::size_t count, std::chrono::millisecond
   }
 }
 
+bool receive_now(zmq::socket_t& socket, zmq::message_t& message) {
+  for (;;) {
+    try {
+      return socket.recv(message, zmq::recv_flags::dontwait).has_value();
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
+bool has_message(zmq::socket_t& socket) {
+  for (;;) {
+    try {
+      return (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
+bool send_now(zmq::socket_t& socket, zmq::message_t& message, zmq::send_flags flags) {
+  for (;;) {
+    try {
+      return socket.send(message, flags).has_value();
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EHOSTUNREACH) return false;
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
 }  // namespace platoon::detail

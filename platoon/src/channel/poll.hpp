@@ -15,4 +15,18 @@ namespace platoon::detail {
 /// all. Returns the number of ready items, 0 when the time ran out.
 int poll_for(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout);
 
+// ZeroMQ may report EINTR even from calls that never block (it reads its
+// command mailbox with poll()), so these retry after it too.
+
+/// socket.recv(message, dontwait), retried after EINTR. False when nothing
+/// is waiting.
+bool receive_now(zmq::socket_t& socket, zmq::message_t& message);
+
+/// Whether a message waits on `socket` (ZMQ_EVENTS), retried after EINTR.
+bool has_message(zmq::socket_t& socket);
+
+/// socket.send(message, flags), retried after EINTR. False when it would
+/// block (with dontwait) or the peer is gone; other errors throw.
+bool send_now(zmq::socket_t& socket, zmq::message_t& message, zmq::send_flags flags);
+
 }  // namespace platoon::detail
