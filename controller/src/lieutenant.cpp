@@ -19,6 +19,7 @@
 #include "platoon/shm/checkpoint.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/thread.hpp"
+#include "platoon/remote/param_server.hpp"
 #include "platoon/shm/shared_segment.hpp"
 #include "platoon/shm/shm_object.hpp"
 #include "channel/poll.hpp"
@@ -35,12 +36,6 @@ std::string generate_job_id() {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(random));
   return str_cat("u", ::getuid(), "-", ::getpid(), "-", std::string(hex, 8));
-}
-
-bool is_loopback_endpoint(const std::string& endpoint) {
-  return endpoint.starts_with("tcp://127.") || endpoint.starts_with("tcp://localhost:") ||
-         endpoint.starts_with("tcp://[::1]:") || endpoint.starts_with("inproc://") ||
-         endpoint.starts_with("ipc://");
 }
 
 // Blocks SIGINT and SIGTERM in the calling thread and reads them through a
@@ -129,6 +124,7 @@ struct Lieutenant::Impl {
   std::string job_key;
   std::optional<JobKeyFile> job_key_file;  // written at init_control, removed when serve() ends
   std::unique_ptr<detail::GroupCoordinator> group;
+  std::unique_ptr<ParamServer> param_server;  // when Options::param_server_endpoint is set
 
   Impl(Lieutenant& o, Options opts) : owner(o), options(std::move(opts)) {
     job_id = options.job_id.empty() ? generate_job_id() : options.job_id;
@@ -156,6 +152,7 @@ struct Lieutenant::Impl {
 
   ~Impl() {
     if (checkpoint_thread.joinable()) checkpoint_thread.join();
+    param_server.reset();
     socket.reset();
     authenticator.reset();
     // ZeroMQ leaves a bound ipc:// socket's file behind; it is this job's.
@@ -263,6 +260,7 @@ struct Lieutenant::Impl {
   void forget(int id) {
     workers.erase(id);
     tokens.erase(id);
+    if (param_server) param_server->dismiss(id);
   }
 
   nlohmann::json register_worker(const protocol::Request& r) {
@@ -307,6 +305,7 @@ struct Lieutenant::Impl {
     }
     workers[w.id] = w;
     tokens[w.id] = random_secret_hex(protocol::kTokenBytes);
+    if (param_server) param_server->admit(w.id, tokens.at(w.id));
     log.info(w.label(), " joined (pid ", w.process.pid, " on ", w.host, w.creator ? ", creates the center" : "",
              ")");
     owner.on_worker_joined(w);
@@ -318,6 +317,7 @@ struct Lieutenant::Impl {
             {"params_ready", params_ready},
             {"controller", {{"pid", self.pid}, {"start_ticks", self.start_ticks}}}};
     if (w.creator && !options.resume_path.empty()) reply["resume_from"] = options.resume_path;
+    if (param_server) reply["param_server"] = param_server->endpoint();
     return reply;
   }
 
@@ -340,6 +340,14 @@ struct Lieutenant::Impl {
     }
     if (name == protocol::kParamsReady) {
       if (!w.creator) throw ProtocolError(str_cat(w.label(), " was not asked to create the center"));
+      // The center must be where this host's shared-memory workers and the
+      // parameter server find it: a creator on another host (or with a
+      // /dev/shm of its own) made it where nobody else can see it.
+      if (const SegmentInfo info = SharedSegment::inspect(segment_name()); !info.ready)
+        throw ProtocolError(str_cat(w.label(), " reports the center ready, but segment ", segment_name(),
+                                    " is not ready in the shared memory of the controller's host ", host_name(), " (",
+                                    info.problem.empty() ? "not initialized" : info.problem,
+                                    "): the first worker must run on the controller's host"));
       params_ready = true;
       if (r.req_info.is_object()) keep_segment = r.req_info.value("keep_segment", false);
       log.info("central parameters are ready (created by ", w.label(), ")");
@@ -476,6 +484,18 @@ void Lieutenant::init_control(const std::string& endpoint) {
   if (impl_->options.write_job_key_file) impl_->job_key_file.emplace(impl_->endpoint, impl_->job_key);
   impl_->log.info("job ", impl_->job_id, " listening on ", impl_->endpoint,
                   impl_->job_key_file ? str_cat(" (job key in ", impl_->job_key_file->path().string(), ")") : "");
+  if (!impl_->options.param_server_endpoint.empty()) {
+    ParamServer::Options server;
+    server.endpoint = impl_->options.param_server_endpoint;
+    server.segment_name = impl_->segment_name();
+    server.curve = curve;
+    server.threads = impl_->options.param_server_threads;
+    impl_->param_server = std::make_unique<ParamServer>(std::move(server), impl_->log);
+  }
+}
+
+std::string Lieutenant::param_server_endpoint() const {
+  return impl_->param_server ? impl_->param_server->endpoint() : std::string();
 }
 
 const std::string& Lieutenant::endpoint() const { return impl_->endpoint; }
@@ -562,6 +582,7 @@ void Lieutenant::serve() {
   impl_->finish_checkpoints();
   impl_->job_key_file.reset();  // no worker may join any more
   impl_->center.reset();
+  impl_->param_server.reset();  // no remote sync after the segment is gone
   impl_->group->end();
   impl_->remove_companions();
   if (impl_->keep_segment)

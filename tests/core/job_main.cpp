@@ -12,6 +12,14 @@
 //                    [--report-marker F] writes F once its report is sent
 //   (either role) --usr1-handler 1   installs a SIGUSR1 handler (no SA_RESTART), as
 //                                    profilers and language runtimes do
+//   Workers on other hosts (the parameter server):
+//   controller [--bind E]            the control endpoint (default loopback, a free port)
+//              [--param-server E]    serve remote workers' syncs at E
+//              [--server-keys F --allowed-key K]   CURVE: F from CurveKeyPair::save, K a worker's public key
+//   worker     [--transport automatic|shared_memory|tcp] [--rule easgd|asgd]
+//              [--unit-steps 1]      adds 1.0 to every value at each step instead of g_I
+//              [--server-public-key K --client-keys F]   CURVE
+//   A worker's report carries "remote": whether it synced over TCP.
 //
 // Each worker adds g_I[j] = 0.001 * (I + 1) * (j % 7 + 1) to its values at
 // every step and syncs with EASGD every T steps. EASGD conserves
@@ -145,9 +153,17 @@ int run_controller(const std::map<std::string, std::string>& flags) {
   if (flags.contains("--resume")) options.resume_path = flags.at("--resume");
   if (flags.contains("--worker-timeout-ms"))
     options.worker_timeout = std::chrono::milliseconds(std::stoi(flags.at("--worker-timeout-ms")));
+  if (flags.contains("--param-server")) options.param_server_endpoint = flags.at("--param-server");
+  if (flags.contains("--server-keys")) {
+    options.curve.server = platoon::CurveKeyPair::load(flags.at("--server-keys"));
+    options.curve.allowed_client_public_keys = {flags.at("--allowed-key")};
+  }
   TestController controller(options, std::stoi(flags.at("--workers")), std::stoi(flags.at("--steps")),
                             flags.at("--result"));
-  controller.init_control(0);
+  if (flags.contains("--bind"))
+    controller.init_control(flags.at("--bind"));
+  else
+    controller.init_control(0);
   const std::string port_file = flags.at("--port-file");
   std::ofstream(port_file + ".tmp") << controller.endpoint();
   std::rename((port_file + ".tmp").c_str(), port_file.c_str());
@@ -162,6 +178,16 @@ int run_worker(const std::map<std::string, std::string>& flags) {
   options.heartbeat_timeout = std::chrono::seconds(1);
   options.lock_timeout = std::chrono::seconds(30);
   if (flags.contains("--chunk")) options.chunk_elements = std::stoul(flags.at("--chunk"));
+  if (flags.contains("--transport")) {
+    const std::string t = flags.at("--transport");
+    using Transport = platoon::Soldier::Options::Transport;
+    options.transport = t == "tcp" ? Transport::tcp : t == "shared_memory" ? Transport::shared_memory : Transport::automatic;
+  }
+  if (flags.contains("--server-public-key")) {
+    options.curve.server_public_key = flags.at("--server-public-key");
+    options.curve.client = platoon::CurveKeyPair::load(flags.at("--client-keys"));
+  }
+  const bool unit_steps = flags.contains("--unit-steps");
   const int index = std::stoi(flags.at("--index"));
   const std::size_t size = std::stoul(flags.at("--size"));
   const int tau = std::stoi(flags.at("--tau"));
@@ -176,6 +202,7 @@ int run_worker(const std::map<std::string, std::string>& flags) {
   std::vector<float> x(size, soldier.first() ? 1.0f : 100.0f + float(index));
   std::unique_ptr<platoon::SyncRule> rule;
   if (flags.contains("--hang-in-sync")) rule = std::make_unique<HangingRule>(flags.at("--hang-in-sync"));
+  else if (flags.contains("--rule") && flags.at("--rule") == "asgd") rule = std::make_unique<platoon::ASGD>();
   else rule = std::make_unique<platoon::EASGD>(std::stof(flags.at("--alpha")));
   soldier.init_shared_params({{"x", x.data(), {size}}}, std::move(rule));
   soldier.send_req("ready");
@@ -187,7 +214,7 @@ int run_worker(const std::map<std::string, std::string>& flags) {
       continue;
     }
     if (what != "train") break;
-    for (std::size_t j = 0; j < size; ++j) x[j] += 0.001f * float(index + 1) * float(j % 7 + 1);
+    for (std::size_t j = 0; j < size; ++j) x[j] += unit_steps ? 1.0f : 0.001f * float(index + 1) * float(j % 7 + 1);
     if (step_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
     if (++step % tau == 0) {
       if (flags.contains("--sync-after")) {
@@ -200,7 +227,7 @@ int run_worker(const std::map<std::string, std::string>& flags) {
     }
   }
   soldier.sync_params();
-  soldier.send_req("report", {{"index", index}, {"local", x}});
+  soldier.send_req("report", {{"index", index}, {"local", x}, {"remote", soldier.remote()}});
   if (flags.contains("--report-marker")) std::ofstream(flags.at("--report-marker")) << step;
   // Still registered (and heartbeating), so the job goes on meanwhile.
   if (flags.contains("--linger-ms"))

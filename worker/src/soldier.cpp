@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "platoon/common/thread.hpp"
 #include "platoon/process/process.hpp"
 #include "platoon/channel/protocol.hpp"
+#include "platoon/remote/remote_center.hpp"
 #include "task_pool.hpp"
 #include "worker_group.hpp"
 
@@ -46,6 +48,8 @@ struct Soldier::Impl {
   std::vector<ParamView> params;
   std::unique_ptr<SyncRule> rule;
   std::optional<SharedSegment> segment;
+  std::unique_ptr<RemoteCenter> remote;  // instead of `segment`, for a worker that syncs over TCP
+  std::string announced_param_server;    // from the registration reply, when the controller runs one
   std::vector<std::vector<Piece>> pieces_by_chunk;
   detail::TaskPool pool;
   std::unique_ptr<detail::WorkerGroup> group;  // after init_group()
@@ -139,10 +143,8 @@ struct Soldier::Impl {
     return client.request(worker_id, std::string(name), info);
   }
 
-  void cut_into_pieces() {
-    const SharedSegment& s = *segment;
-    const std::size_t chunk = s.chunk_elements();
-    pieces_by_chunk.assign(s.num_chunks(), {});
+  void cut_into_pieces(std::size_t chunk, std::size_t num_chunks) {
+    pieces_by_chunk.assign(num_chunks, {});
     std::size_t offset = 0;
     for (const ParamView& p : params) {
       std::size_t done = 0;
@@ -170,7 +172,63 @@ struct Soldier::Impl {
   }
 
   void require_shared(const char* what) const {
-    if (!segment) throw Error(str_cat(what, " called before init_shared_params()"));
+    if (!segment && !remote) throw Error(str_cat(what, " called before init_shared_params()"));
+  }
+
+  void require_shared_memory(const char* what) const {
+    require_shared(what);
+    if (remote)
+      throw Error(str_cat(what, " needs the center in shared memory; this worker syncs over TCP with ",
+                          remote->endpoint(), " (use copy_center_to_local() and sync_params())"));
+  }
+
+  // Whether a non-first worker syncs over TCP: never when told shared
+  // memory, always when told TCP, else when the center's segment is not
+  // visible on this host.
+  bool use_tcp() const {
+    switch (options.transport) {
+      case Options::Transport::shared_memory: return false;
+      case Options::Transport::tcp: return true;
+      case Options::Transport::automatic: break;
+    }
+    std::error_code ec;
+    return !std::filesystem::exists(std::filesystem::path("/dev/shm") / segment_name, ec);
+  }
+
+  void connect_remote(const Layout& layout) {
+    const std::string server = options.param_server.empty() ? announced_param_server : options.param_server;
+    if (server.empty())
+      throw Error(str_cat("the center of job ", job_id, " (segment ", segment_name, ") is not in this host's shared "
+                          "memory, and the controller at ", options.endpoint,
+                          " runs no parameter server (Lieutenant::Options::param_server_endpoint, platoon-launch "
+                          "--param-server): this worker cannot reach the center"));
+    if (!rule->center_update())
+      throw Error(str_cat("sync rule ", rule->describe(), " cannot sync over TCP (it has no center_update()); "
+                          "use EASGD, ASGD or WeightedAverage, or run this worker on the center's host"));
+    RemoteCenter::Options remote_options;
+    remote_options.endpoint = server;
+    remote_options.curve = options.curve;
+    remote_options.worker_id = worker_id;
+    remote_options.token = token;
+    remote_options.timeout = options.timeout;
+    remote_options.ready_timeout = options.params_timeout;
+    remote_options.window = options.tcp_window;
+    remote = std::make_unique<RemoteCenter>(std::move(remote_options), layout);
+  }
+
+  void remote_sync() {
+    const std::optional<CenterUpdate> update = rule->center_update();
+    const std::size_t chunk = remote->chunk_elements();
+    remote->sync(
+        *update,
+        [&](std::size_t c, std::span<float> out) {
+          for (const Piece& p : pieces_by_chunk[c])
+            rule->remote_push(std::span<const float>(p.local, p.size), p.offset, out.subspan(p.offset - c * chunk, p.size));
+        },
+        [&](std::size_t c, std::span<const float> answer) {
+          for (const Piece& p : pieces_by_chunk[c])
+            rule->remote_apply(std::span<float>(p.local, p.size), answer.subspan(p.offset - c * chunk, p.size), p.offset);
+        });
   }
 };
 
@@ -240,6 +298,7 @@ Soldier::Soldier(Options options) {
     impl_->segment_name = reply.at("segment").get<std::string>();
     impl_->first = reply.at("first").get<bool>();
     impl_->resume_from = reply.value("resume_from", "");
+    impl_->announced_param_server = reply.value("param_server", "");
     impl_->controller.pid = json_integer<std::int64_t>(reply.at("controller").at("pid"));
     impl_->controller.start_ticks = json_integer<std::uint64_t>(reply.at("controller").at("start_ticks"));
   } catch (const nlohmann::json::exception& e) {
@@ -270,7 +329,7 @@ nlohmann::json Soldier::send_req(const nlohmann::json& req, const nlohmann::json
 }
 
 void Soldier::init_shared_params(std::vector<ParamView> params, std::unique_ptr<SyncRule> rule, bool cleanup) {
-  if (impl_->segment) throw Error("init_shared_params called twice");
+  if (impl_->segment || impl_->remote) throw Error("init_shared_params called twice");
   if (!rule) throw Error("init_shared_params needs a sync rule");
   const Layout layout = Layout::of(params);
   impl_->params = std::move(params);
@@ -278,6 +337,10 @@ void Soldier::init_shared_params(std::vector<ParamView> params, std::unique_ptr<
   const auto started = std::chrono::steady_clock::now();
 
   if (impl_->first) {
+    if (impl_->options.transport == Options::Transport::tcp)
+      throw Error(str_cat("this worker was asked to create the center of job ", impl_->job_id,
+                          ", which lives in the shared memory of the controller's host: the first worker must run "
+                          "there, with transport shared_memory or automatic (start the remote workers after it)"));
     if (!impl_->resume_from.empty()) {
       // Resume: local values and center both start from the checkpoint.
       std::vector<float> saved(layout.total_size());
@@ -310,16 +373,22 @@ void Soldier::init_shared_params(std::vector<ParamView> params, std::unique_ptr<
                                    impl_->options.params_timeout.count(), " ms"));
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    impl_->segment.emplace(SharedSegment::attach(impl_->segment_name, layout, impl_->options.params_timeout));
+    if (impl_->use_tcp())
+      impl_->connect_remote(layout);
+    else
+      impl_->segment.emplace(SharedSegment::attach(impl_->segment_name, layout, impl_->options.params_timeout));
   }
-  impl_->cut_into_pieces();
+  if (impl_->remote)
+    impl_->cut_into_pieces(impl_->remote->chunk_elements(), impl_->remote->num_chunks());
+  else
+    impl_->cut_into_pieces(impl_->segment->chunk_elements(), impl_->segment->num_chunks());
   if (!impl_->first) copy_center_to_local();  // a joining worker starts from the job's progress
   impl_->rule->attach(layout.total_size());
-  for (std::size_t c = 0; c < impl_->pieces_by_chunk.size(); ++c)
-    impl_->for_each_piece_in(c, [&](std::span<float> local, std::span<float>, std::size_t offset) {
-      impl_->rule->init_piece(local, offset);
-    });
-  impl_->log.info(impl_->first ? "created" : "attached to", " the center ", impl_->segment_name, ": ",
+  for (const std::vector<Piece>& chunk : impl_->pieces_by_chunk)
+    for (const Piece& p : chunk) impl_->rule->init_piece(std::span<const float>(p.local, p.size), p.offset);
+  impl_->log.info(impl_->first ? "created" : impl_->remote ? "syncs over TCP with" : "attached to", " the center ",
+                  impl_->remote ? str_cat(impl_->segment_name, " at ", impl_->remote->endpoint()) : impl_->segment_name,
+                  ": ",
                   layout.entries().size(), " parameters, ", layout.total_size(), " values, rule ",
                   impl_->rule->describe());
 }
@@ -328,6 +397,7 @@ void Soldier::sync_params() {
   impl_->require_shared("sync_params");
   impl_->check_controller();
   impl_->rule->begin_sync();
+  if (impl_->remote) return impl_->remote_sync();
   // Chunks go in increasing order on every worker, each under its own lock,
   // so workers syncing at the same time follow each other chunk by chunk.
   impl_->pool.run(impl_->pieces_by_chunk.size(), [this](std::size_t c) {
@@ -338,18 +408,28 @@ void Soldier::sync_params() {
   });
 }
 
+bool Soldier::remote() const { return impl_->remote != nullptr; }
+
 SegmentLock Soldier::lock() {
-  impl_->require_shared("lock");
+  impl_->require_shared_memory("lock");
   return impl_->segment->lock_all(impl_->options.lock_timeout, impl_->log);
 }
 
 std::span<float> Soldier::central_values() const {
-  impl_->require_shared("central_values");
+  impl_->require_shared_memory("central_values");
   return impl_->segment->values();
 }
 
 void Soldier::copy_center_to_local() {
   impl_->require_shared("copy_center_to_local");
+  if (impl_->remote) {
+    const std::size_t chunk = impl_->remote->chunk_elements();
+    impl_->remote->pull([&](std::size_t c, std::span<const float> center) {
+      for (const Piece& p : impl_->pieces_by_chunk[c])
+        std::copy_n(center.begin() + static_cast<std::ptrdiff_t>(p.offset - c * chunk), p.size, p.local);
+    });
+    return;
+  }
   for (std::size_t c = 0; c < impl_->pieces_by_chunk.size(); ++c) {
     SegmentLock held = impl_->segment->lock_chunk(c, impl_->options.lock_timeout, impl_->log);
     impl_->for_each_piece_in(c, [](std::span<float> local, std::span<float> central, std::size_t) {
@@ -430,6 +510,7 @@ void Soldier::close() noexcept {
   impl_->stop_heartbeat();
   if (impl_->controller_lost.load()) {
     impl_->segment.reset();
+    impl_->remote.reset();
     impl_->group.reset();
     return;
   }
@@ -440,6 +521,7 @@ void Soldier::close() noexcept {
     impl_->log.warn("could not tell the controller that this worker is done: ", e.what());
   }
   impl_->segment.reset();  // unmap only: the job's end removes the segment
+  impl_->remote.reset();
   impl_->group.reset();    // removes this worker's slot
 }
 

@@ -92,6 +92,14 @@ class Lieutenant {
     /// launcher that started this controller. pid 0: $PLATOON_LAUNCHER_PROCESS
     /// ("pid:start_ticks"), which platoon-launch sets, or none.
     ProcessId launcher_process{};
+    /// Where to serve workers on other hosts (ParamServer), e.g.
+    /// "tcp://192.0.2.1:5570"; started by init_control(). Workers learn it
+    /// at registration. Anything but loopback requires `curve`, and the same
+    /// worker keys are allowed in. Empty: no parameter server, every worker
+    /// syncs through shared memory.
+    std::string param_server_endpoint;
+    /// Threads of the parameter server.
+    std::size_t param_server_threads = 2;
   };
 
   Lieutenant();
@@ -111,6 +119,8 @@ class Lieutenant {
   [[nodiscard]] const std::string& endpoint() const;
   /// The bound TCP port.
   [[nodiscard]] int port() const;
+  /// The parameter server's endpoint as bound, or empty when there is none.
+  [[nodiscard]] std::string param_server_endpoint() const;
   /// This job's id; the shared segment is named after it.
   [[nodiscard]] const std::string& job_id() const;
   /// The key workers must show to register: a secret, keep it so.

@@ -62,4 +62,10 @@ void CurveKeyPair::save(const std::filesystem::path& path) const {
   write_file_atomically(path, {str_cat("public ", public_key, "\nsecret ", secret_key, "\n")}, 0600);
 }
 
+bool is_loopback_endpoint(const std::string& endpoint) {
+  return endpoint.starts_with("tcp://127.") || endpoint.starts_with("tcp://localhost:") ||
+         endpoint.starts_with("tcp://[::1]:") || endpoint.starts_with("inproc://") ||
+         endpoint.starts_with("ipc://");
+}
+
 }  // namespace platoon

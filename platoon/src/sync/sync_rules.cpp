@@ -42,7 +42,51 @@ PLATOON_VECTOR_LOOP void weighted_loop(float* __restrict l, float* __restrict c,
   }
 }
 
+PLATOON_VECTOR_LOOP void elastic_center_loop(float* __restrict p, float* __restrict c, std::size_t n, float a) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float d = a * (p[i] - c[i]);
+    c[i] += d;
+    p[i] = d;
+  }
+}
+
+PLATOON_VECTOR_LOOP void add_center_loop(float* __restrict p, float* __restrict c, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float value = c[i] + p[i];
+    c[i] = value;
+    p[i] = value;
+  }
+}
+
+PLATOON_VECTOR_LOOP void weighted_center_loop(float* __restrict p, float* __restrict c, std::size_t n, float alpha,
+                                              float beta) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float value = alpha * c[i] + beta * p[i];
+    c[i] = value;
+    p[i] = value;
+  }
+}
+
 }  // namespace
+
+void CenterUpdate::apply(std::span<float> pushed, std::span<float> center) const {
+  PLATOON_ENFORCE(pushed.size() == center.size(), "CenterUpdate piece sizes differ");
+  switch (kind) {
+    case Kind::elastic: return elastic_center_loop(pushed.data(), center.data(), pushed.size(), alpha);
+    case Kind::add: return add_center_loop(pushed.data(), center.data(), pushed.size());
+    case Kind::weighted: return weighted_center_loop(pushed.data(), center.data(), pushed.size(), alpha, beta);
+  }
+  PLATOON_ENFORCE(false, "CenterUpdate of an unknown kind");
+}
+
+std::string CenterUpdate::problem() const {
+  if (kind != Kind::elastic && kind != Kind::add && kind != Kind::weighted)
+    return str_cat("unknown center update kind ", static_cast<std::uint32_t>(kind));
+  if (!std::isfinite(alpha) || !std::isfinite(beta)) return "non-finite alpha or beta";
+  if (kind == Kind::elastic && !(alpha > 0.0f && alpha <= 1.0f)) return str_cat("EASGD alpha ", alpha, " is outside (0, 1]");
+  if (kind == Kind::weighted && (alpha < 0.0f || beta < 0.0f)) return "WeightedAverage needs alpha, beta >= 0";
+  return {};
+}
 
 EASGD::EASGD(float alpha) : alpha_(checked_alpha(alpha)), alpha_this_sync_(alpha) {}
 
@@ -53,6 +97,32 @@ std::string EASGD::describe() const { return str_cat("EASGD(alpha=", alpha(), ")
 void EASGD::apply(std::span<float> local, std::span<float> central, std::size_t /*offset*/) {
   PLATOON_ENFORCE(local.size() == central.size(), "EASGD piece sizes differ");
   easgd_loop(local.data(), central.data(), local.size(), alpha_this_sync_);
+}
+
+std::optional<CenterUpdate> EASGD::center_update() const {
+  return CenterUpdate{CenterUpdate::Kind::elastic, alpha_this_sync_, 0.0f};
+}
+
+void EASGD::remote_apply(std::span<float> local, std::span<const float> d, std::size_t /*offset*/) {
+  PLATOON_ENFORCE(local.size() == d.size(), "EASGD piece sizes differ");
+  for (std::size_t i = 0; i < local.size(); ++i) local[i] -= d[i];
+}
+
+std::optional<CenterUpdate> ASGD::center_update() const { return CenterUpdate{CenterUpdate::Kind::add, 0.0f, 0.0f}; }
+
+void ASGD::remote_push(std::span<const float> local, std::size_t offset, std::span<float> out) {
+  PLATOON_ENFORCE(offset + local.size() <= last_.size() && out.size() == local.size(), "ASGD piece outside the attached vector");
+  for (std::size_t i = 0; i < local.size(); ++i) out[i] = local[i] - last_[offset + i];
+}
+
+void ASGD::remote_apply(std::span<float> local, std::span<const float> center, std::size_t offset) {
+  PLATOON_ENFORCE(offset + local.size() <= last_.size() && center.size() == local.size(), "ASGD piece outside the attached vector");
+  std::copy(center.begin(), center.end(), local.begin());
+  std::copy(center.begin(), center.end(), last_.begin() + static_cast<std::ptrdiff_t>(offset));
+}
+
+std::optional<CenterUpdate> WeightedAverage::center_update() const {
+  return CenterUpdate{CenterUpdate::Kind::weighted, alpha_, beta_};
 }
 
 void ASGD::init_piece(std::span<const float> local, std::size_t offset) {

@@ -88,6 +88,22 @@ class Soldier {
     std::chrono::milliseconds collective_timeout{std::chrono::seconds(5)};
     /// Bound on waiting to be placed in a group (init_group(), regroup()).
     std::chrono::milliseconds group_timeout{std::chrono::seconds(120)};
+
+    /// How sync_params() reaches the center.
+    enum class Transport {
+      /// Shared memory when the center's segment can be mapped on this host,
+      /// else TCP through the controller's parameter server.
+      automatic,
+      shared_memory,  ///< the center's host only
+      tcp,            ///< through the parameter server, from any host
+    } transport = Transport::automatic;
+    /// The parameter server to sync with over TCP. Empty: the one the
+    /// controller announces at registration
+    /// (Lieutenant::Options::param_server_endpoint).
+    std::string param_server;
+    /// Chunks in flight at once in a TCP sync: enough to keep the link busy
+    /// both ways while the server applies.
+    std::size_t tcp_window = 4;
   };
 
   /// What a worker of a synchronous group holds, and what a worker that
@@ -125,24 +141,36 @@ class Soldier {
   nlohmann::json send_req(const nlohmann::json& req, const nlohmann::json& req_info = nullptr);
 
   /// Shares `params` with the job. The first worker creates the central
-  /// parameters from its own values; any other worker waits (bounded by
+  /// parameters from its own values, in shared memory (so it runs on the
+  /// controller's host); any other worker waits (bounded by
   /// Options::params_timeout) until they exist, checks that its layout is
   /// the same (LayoutError names the first parameter that differs and both
   /// shapes) and starts from the central values. `rule` is applied by
   /// sync_params(). `cleanup` = false keeps the center in shared memory after
   /// the job ends (for inspection); by default the controller removes it.
+  /// A worker that syncs over TCP (see Options::transport) needs a rule that
+  /// can (EASGD, ASGD, WeightedAverage; SyncRule::center_update), else Error.
   void init_shared_params(std::vector<ParamView> params, std::unique_ptr<SyncRule> rule, bool cleanup = true);
 
   /// Applies the sync rule to the local and central values, chunk by chunk,
-  /// each under its lock.
+  /// each under its lock: in shared memory, or on the parameter server over
+  /// TCP (with the same locks, so both kinds of workers interleave safely).
+  /// Over TCP, a server that does not answer in Options::timeout throws
+  /// TimeoutError; each chunk is then either fully synced or untouched.
   void sync_params();
 
+  /// Whether this worker syncs over TCP (decided by init_shared_params()).
+  [[nodiscard]] bool remote() const;
+
   /// Locks the whole center until the returned guard is destroyed (for
-  /// reading or writing it by hand, with central_values()).
+  /// reading or writing it by hand, with central_values()). Shared memory
+  /// only: Error for a worker that syncs over TCP.
   [[nodiscard]] SegmentLock lock();
   /// The central values, in layout order. Hold lock() while using them.
+  /// Shared memory only, as lock().
   [[nodiscard]] std::span<float> central_values() const;
-  /// Copies the central values into the local parameters, under the lock.
+  /// Copies the central values into the local parameters, under the lock
+  /// (over TCP too).
   void copy_center_to_local();
 
   // ---- Synchronous data parallelism: a group of the workers of one host ----

@@ -41,4 +41,9 @@ struct CurveServerKeys {
   [[nodiscard]] bool enabled() const { return !server.secret_key.empty(); }
 };
 
+/// Whether `endpoint` stays on this host (a 127.x or ::1 TCP address,
+/// "localhost", ipc:// or inproc://): the only endpoints that platoon binds
+/// without CURVE.
+bool is_loopback_endpoint(const std::string& endpoint);
+
 }  // namespace platoon
