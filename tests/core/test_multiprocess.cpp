@@ -485,3 +485,116 @@ TEST_CASE("the next job reclaims a SIGKILLed controller's segment, with a warnin
   }
   CHECK(attempt <= kAttempts);
 }
+
+// ---- Workers that sync over TCP, through the controller's parameter server ----
+
+TEST_CASE("a TCP worker and shared-memory workers train one center: EASGD keeps center + locals exact") {
+  constexpr int kWorkers = 3, kSteps = 60, kSize = 1000;
+  Job job(kWorkers, kSteps);
+  job.start_controller({"--param-server", "tcp://127.0.0.1:*"});
+  job.workers().reserve(kWorkers);
+  job.start_worker(0);  // creates the center in shared memory
+  job.wait_params_ready();
+  job.start_worker(1, {"--transport", "tcp", "--step-ms", "1"});
+  job.start_worker(2, {"--step-ms", "1"});  // automatic: the segment is visible, so shared memory
+  for (auto& w : job.workers()) {
+    const auto status = w.wait_for(60s);
+    INFO(job.logs());
+    REQUIRE(status);
+    CHECK(status->describe() == "exited with code 0");
+  }
+  const auto controller_status = job.controller().wait_for(20s);
+  INFO(job.logs());
+  REQUIRE(controller_status);
+  CHECK(controller_status->success());
+  const json result = json::parse(read_file(job.result_path()));
+  for (const auto& report : result["reports"]) CHECK(report["remote"] == (report["index"] == 1));
+  CHECK(job.logs().find("syncs over TCP with the center") != std::string::npos);
+  check_easgd_conserved(result, kWorkers, kSteps, kSize);
+}
+
+TEST_CASE("a TCP worker SIGKILLed in the middle of its syncs leaves every chunk whole") {
+  // ASGD with every value moved by exactly +1 per step: each applied push
+  // adds 1.0 to all the values of its chunk, so a chunk left half-updated
+  // would hold two different values.
+  constexpr int kChunk = 500, kSize = 40000;
+  Job job(2, 400);
+  job.start_controller({"--param-server", "tcp://127.0.0.1:*"});
+  job.workers().reserve(2);
+  const std::vector<std::string> common{"--size", std::to_string(kSize), "--chunk", std::to_string(kChunk),
+                                        "--rule", "asgd", "--unit-steps", "1", "--tau", "1"};
+  std::vector<std::string> first = common;
+  first.insert(first.end(), {"--step-ms", "3"});
+  job.start_worker(0, first);
+  job.wait_params_ready();
+  const auto marker = job.dir() / "victim-syncing";
+  std::vector<std::string> victim_flags = common;
+  victim_flags.insert(victim_flags.end(), {"--transport", "tcp", "--sync-marker", marker.string()});
+  ChildProcess& victim = job.start_worker(1, victim_flags);
+  // Let it sync a while, then kill it wherever it is: it syncs all the time.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string step = std::filesystem::exists(marker) ? read_file(marker) : "";
+    if (!step.empty() && std::stoi(step) >= 100) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  victim.send_signal(SIGKILL);
+  REQUIRE(victim.wait_for(5s));
+  CHECK(victim.status()->signal == SIGKILL);
+
+  const auto status = job.workers()[0].wait_for(60s);
+  INFO(job.logs());
+  REQUIRE(status);
+  CHECK(status->success());
+  const auto controller_status = job.controller().wait_for(20s);
+  REQUIRE(controller_status);
+  CHECK(controller_status->success());
+  const json result = json::parse(read_file(job.result_path()));
+  CHECK(result["lost"] == 1);
+  const auto center = result["center"].get<std::vector<float>>();
+  REQUIRE(center.size() == kSize);
+  int torn = 0;
+  float low = center[0], high = center[0];
+  for (std::size_t c = 0; c * kChunk < kSize; ++c) {
+    for (std::size_t j = c * kChunk; j < (c + 1) * kChunk; ++j)
+      if (center[j] != center[c * kChunk]) {
+        ++torn;
+        MESSAGE("chunk " << c << " is torn: " << center[c * kChunk] << " and " << center[j]);
+        break;
+      }
+    low = std::min(low, center[c * kChunk]);
+    high = std::max(high, center[c * kChunk]);
+  }
+  CHECK(torn == 0);
+  // When the kill landed mid-sync, the chunks differ by one push.
+  MESSAGE("chunk values from " << low << " to " << high);
+  // Both workers' pushes landed (the center moved past where worker 0's
+  // 400 alone would leave it), and whole numbers only.
+  CHECK(high >= 1.0f + 400.0f + 99.0f);
+  CHECK(low == std::floor(low));
+}
+
+TEST_CASE("a worker that cannot reach the center says why: no parameter server, or TCP for the first worker") {
+  Job job(2, 5);
+  job.start_controller();  // no --param-server
+  job.workers().reserve(2);
+  job.start_worker(0);
+  job.wait_params_ready();
+  ChildProcess& tcp = job.start_worker(1, {"--transport", "tcp"});
+  const auto status = tcp.wait_for(30s);
+  REQUIRE(status);
+  CHECK(status->describe() == "exited with code 1");
+  CHECK(job.logs().find("runs no parameter server") != std::string::npos);
+  job.controller().send_signal(SIGTERM);
+  REQUIRE(job.controller().wait_for(20s));
+
+  Job first_over_tcp(1, 5);
+  first_over_tcp.start_controller({"--param-server", "tcp://127.0.0.1:*"});
+  first_over_tcp.workers().reserve(1);
+  ChildProcess& w = first_over_tcp.start_worker(0, {"--transport", "tcp"});
+  REQUIRE(w.wait_for(30s));
+  CHECK(w.status()->describe() == "exited with code 1");
+  CHECK(first_over_tcp.logs().find("the first worker must run there") != std::string::npos);
+  first_over_tcp.controller().send_signal(SIGTERM);
+  REQUIRE(first_over_tcp.controller().wait_for(20s));
+}
