@@ -20,6 +20,7 @@
 //              [--unit-steps 1]      adds 1.0 to every value at each step instead of g_I
 //              [--server-public-key K --client-keys F]   CURVE
 //   A worker's report carries "remote": whether it synced over TCP.
+//   platoon_test_job keygen --out F  writes a CURVE key pair to F and prints its public key
 //
 // Each worker adds g_I[j] = 0.001 * (I + 1) * (j % 7 + 1) to its values at
 // every step and syncs with EASGD every T steps. EASGD conserves
@@ -255,6 +256,12 @@ int main(int argc, char** argv) {
       ::sigaction(SIGUSR1, &action, nullptr);
     }
     const std::string role = argv[1];
+    if (role == "keygen") {  // keygen --out F: writes a CURVE key pair to F, prints its public key
+      const platoon::CurveKeyPair keys = platoon::CurveKeyPair::generate();
+      keys.save(flags.at("--out"));
+      std::cout << keys.public_key << "\n";
+      return 0;
+    }
     if (role == "controller") return run_controller(flags);
     if (role == "worker") return run_worker(flags);
     std::cerr << "unknown role " << role << "\n";

@@ -10,8 +10,7 @@
 
 namespace platoon::bench {
 
-namespace {
-Lieutenant::Options controller_options() {
+Lieutenant::Options bench_controller_options() {
   Lieutenant::Options options;
   std::random_device random;  // each scenario is a job of its own, with its own segment
   options.job_id = str_cat("bench-", ::getpid(), "-", std::hex, random());
@@ -22,9 +21,9 @@ Lieutenant::Options controller_options() {
   options.worker_timeout = std::chrono::minutes(30);
   return options;
 }
-}  // namespace
 
-BenchController::BenchController() : Lieutenant(controller_options()) {}
+BenchController::BenchController() : Lieutenant(bench_controller_options()) {}
+BenchController::BenchController(Lieutenant::Options options) : Lieutenant(std::move(options)) {}
 
 nlohmann::json BenchController::handle_control(const nlohmann::json& req, const WorkerInfo& worker,
                                                const nlohmann::json&) {

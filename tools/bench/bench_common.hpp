@@ -54,11 +54,17 @@ struct Settings {
 class BenchController final : public Lieutenant {
  public:
   BenchController();
+  /// With `options` (start from bench_controller_options()).
+  explicit BenchController(Lieutenant::Options options);
 
  protected:
   nlohmann::json handle_control(const nlohmann::json& req, const WorkerInfo& worker,
                                 const nlohmann::json& req_info) override;
 };
+
+/// A bench controller's options: a job id of its own, no signal handling,
+/// workers never counted as lost.
+Lieutenant::Options bench_controller_options();
 
 /// Serves a controller on a thread, bound to `endpoint` (empty: a free
 /// loopback port); stops and joins it when destroyed (the job's segment is
@@ -102,6 +108,9 @@ std::vector<Record> bench_sync(const Settings& settings, const std::vector<std::
 Record bench_rate_limited(const Settings& settings);
 /// control_p50, control_p99, control_p50_ipc, control_rps_1w, control_rps_8w.
 std::vector<Record> bench_control(const Settings& settings, const std::vector<std::string>& figures);
+/// remote_sync_*, remote_rps_4w, remote_rate_limited_share: workers syncing
+/// over TCP through the parameter server.
+std::vector<Record> bench_remote(const Settings& settings, const std::vector<std::string>& figures);
 /// mlp_1w, mlp_2w (skipped, with the reason, when the example binaries are missing).
 std::vector<Record> bench_end_to_end(const Settings& settings, const std::vector<std::string>& figures);
 

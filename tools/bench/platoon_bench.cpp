@@ -72,6 +72,19 @@ table. Figures (ratio = value / reference unless said otherwise):
                               RateLimited(0.1) with 2 ms minibatches and 5 ms
                               syncs; reference: the share with a sync after every
                               minibatch; ratio = the value itself (<= 0.1).
+  remote_sync_{1M,10M}        ms per Soldier::sync_params() (EASGD) of a worker
+                              syncing over loopback TCP through the parameter
+                              server, median; reference: a bare ZeroMQ transfer
+                              of the same bytes both ways (the same chunks and
+                              window, copied from and into float arrays).
+  remote_sync_10M_curve       the same with CURVE; reference: the bare transfer,
+                              plain.
+  remote_rps_4w               syncs/s of 4 remote workers of 1M floats at once,
+                              summed; reference: 1 worker alone.
+  remote_rate_limited_share   share of wall time a remote worker on a link 5 ms
+                              slower per sync spends syncing under
+                              RateLimited(0.1), 2 ms minibatches; ratio = the
+                              value itself (<= 0.1).
   mlp_1w, mlp_2w              samples/s of the MLP example with 1 (2) workers
                               under platoon-launch, sum over the workers;
                               reference: mlp_worker --standalone. Skipped, with
@@ -164,12 +177,14 @@ std::vector<std::string> figures_of(bool quick) {
             "easgd_sync_1M_1w", "easgd_sync_1M_2w", "easgd_sync_1M_4w",
             "control_p50", "control_p99", "control_p50_ipc", "control_rps_1w", "control_rps_8w",
             "rate_limited_share",
+            "remote_sync_1M", "remote_rps_4w", "remote_rate_limited_share",
             "mlp_1w", "mlp_2w", "sync_mlp_2w"};
   return {"allreduce_25M_2w", "allreduce_busbw_25M_2w", "allreduce_1M_2w", "allreduce_4K_2w",
           "easgd_sync_1M_1w", "easgd_sync_10M_1w", "easgd_sync_50M_1w", "easgd_sync_50M_1w_2t",
           "easgd_sync_10M_2w", "easgd_sync_10M_4w",
           "control_p50", "control_p99", "control_p50_ipc", "control_rps_1w", "control_rps_8w",
           "rate_limited_share",
+          "remote_sync_10M", "remote_sync_10M_curve", "remote_rps_4w", "remote_rate_limited_share",
           "mlp_1w", "mlp_2w", "sync_mlp_2w"};
   // clang-format on
 }
@@ -206,7 +221,7 @@ std::string number(double v) {
 }
 
 void print_table(std::ostream& out, const std::vector<Record>& records) {
-  out << "\nratio = value / reference; for control_p99 and rate_limited_share the ratio is the value itself.\n"
+  out << "\nratio = value / reference; for control_p99 and the rate_limited_share figures the ratio is the value itself.\n"
       << "For times (ms, us) lower is better; for rates (req/s, samples/s) higher is better.\n\n";
   out << std::left << std::setw(24) << "figure" << std::right << std::setw(12) << "value"
       << "  " << std::left << std::setw(10) << "unit" << std::right << std::setw(12) << "reference" << std::setw(9)
@@ -356,6 +371,7 @@ int run(const Cli& cli) {
   const auto control = starting("control_");
   group(control, [&] { return bench_control(s, control); });
   group(starting("rate_limited_share"), [&] { return std::vector<Record>{bench_rate_limited(s)}; });
+  for (const auto& f : starting("remote_")) group({f}, [&] { return bench_remote(s, {f}); });
   auto mlp = starting("mlp_");
   for (const auto& f : starting("sync_mlp_")) mlp.push_back(f);
   if (s.quick) {

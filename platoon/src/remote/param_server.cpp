@@ -157,6 +157,29 @@ struct ParamServer::Impl {
     }
   }
 
+  // Answers one request's frames (header, payload) into `answer`: the
+  // reply's status, and `h` as far as it was read.
+  wire::Status answer_parts(std::vector<zmq::message_t>& parts, wire::RequestHeader& h, zmq::message_t& answer) {
+    try {
+      std::string problem;
+      if (parts.size() != 2)
+        throw Refusal{wire::Status::bad_request,
+                      str_cat("a request has 2 frames (header, payload), this one ", parts.size())};
+      if (!wire::decode(parts[0].data(), parts[0].size(), h, problem)) throw Refusal{wire::Status::bad_request, problem};
+      serve_one(h, parts[1], answer);
+      return wire::Status::ok;
+    } catch (const Refusal& r) {
+      note_refusal(r);
+      answer.rebuild(r.reason.data(), r.reason.size());
+      return r.status;
+    } catch (const std::exception& e) {
+      const std::string reason = str_cat("the server failed: ", e.what());
+      log.error("parameter server: ", reason);
+      answer.rebuild(reason.data(), reason.size());
+      return wire::Status::bad_request;
+    }
+  }
+
   // One applier thread: a REP socket behind the proxy, so each request's
   // envelope finds its way back to the worker that sent it.
   void apply_loop() {
@@ -177,25 +200,7 @@ struct ParamServer::Impl {
       if (parts.empty()) continue;
       wire::RequestHeader h;
       zmq::message_t answer;
-      wire::Status status = wire::Status::ok;
-      try {
-        std::string problem;
-        if (parts.size() != 2)
-          throw Refusal{wire::Status::bad_request, str_cat("a request has 2 frames (header, payload), this one ",
-                                                           parts.size())};
-        if (!wire::decode(parts[0].data(), parts[0].size(), h, problem))
-          throw Refusal{wire::Status::bad_request, problem};
-        serve_one(h, parts[1], answer);
-      } catch (const Refusal& r) {
-        status = r.status;
-        note_refusal(r);
-        answer.rebuild(r.reason.data(), r.reason.size());
-      } catch (const std::exception& e) {
-        status = wire::Status::bad_request;
-        const std::string reason = str_cat("the server failed: ", e.what());
-        log.error("parameter server: ", reason);
-        answer.rebuild(reason.data(), reason.size());
-      }
+      const wire::Status status = answer_parts(parts, h, answer);
       const std::string header = wire::encode(wire::ReplyHeader{status, h.chunk, h.sequence});
       zmq::message_t header_message(header.data(), header.size());
       try {
@@ -296,6 +301,16 @@ void ParamServer::admit(int worker_id, const std::string& token) {
 void ParamServer::dismiss(int worker_id) {
   std::lock_guard lock(impl_->tokens_mutex);
   impl_->tokens.erase(static_cast<std::uint32_t>(worker_id));
+}
+
+std::pair<wire::ReplyHeader, std::string> ParamServer::handle_request(std::string_view header, std::string_view payload) {
+  std::vector<zmq::message_t> parts;
+  parts.emplace_back(header.data(), header.size());
+  parts.emplace_back(payload.data(), payload.size());
+  wire::RequestHeader h;
+  zmq::message_t answer;
+  const wire::Status status = impl_->answer_parts(parts, h, answer);
+  return {wire::ReplyHeader{status, h.chunk, h.sequence}, answer.to_string()};
 }
 
 std::size_t ParamServer::refused() const { return impl_->refused.load(); }

@@ -21,9 +21,12 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "platoon/channel/security.hpp"
 #include "platoon/common/log.hpp"
+#include "platoon/remote/wire.hpp"
 
 namespace platoon {
 
@@ -64,6 +67,11 @@ class ParamServer {
   void admit(int worker_id, const std::string& token);
   /// Keeps worker `worker_id` out from now on. Thread-safe.
   void dismiss(int worker_id);
+
+  /// Answers one request (its header frame and payload frame) exactly as
+  /// the serving threads do, and returns the reply header and payload.
+  /// Never throws for bad input. For tests and the fuzz target.
+  std::pair<wire::ReplyHeader, std::string> handle_request(std::string_view header, std::string_view payload);
 
   /// Frames answered with an error so far (for logs and tests).
   [[nodiscard]] std::size_t refused() const;
