@@ -111,6 +111,7 @@ struct Lieutenant::Impl {
   std::thread checkpoint_thread;
   std::atomic<bool> checkpoint_running{false};
   std::string endpoint;
+  std::string remote_endpoint;  // the second control endpoint, as bound
   int port = 0;
   std::atomic<bool> stop_requested{false};
   bool ending = false;
@@ -137,6 +138,21 @@ struct Lieutenant::Impl {
         if (!launcher)
           throw Error(str_cat("PLATOON_LAUNCHER_PROCESS=", from_launcher, " is not 'pid' or 'pid:start_ticks'"));
         options.launcher_process = *launcher;
+      }
+    // What platoon-launch --remote-workers hands the controller.
+    if (options.param_server_endpoint.empty())
+      if (const char* from_launcher = std::getenv("PLATOON_PARAM_SERVER")) options.param_server_endpoint = from_launcher;
+    if (options.remote_endpoint.empty())
+      if (const char* from_launcher = std::getenv("PLATOON_REMOTE_ENDPOINT")) options.remote_endpoint = from_launcher;
+    if (!options.curve.enabled())
+      if (const char* key_file = std::getenv("PLATOON_CURVE_SERVER_KEYS")) {
+        options.curve.server = CurveKeyPair::load(key_file);
+        const char* allowed = std::getenv("PLATOON_CURVE_ALLOWED_KEYS");
+        for (std::string_view rest = allowed ? allowed : ""; !rest.empty();) {
+          const std::size_t comma = std::min(rest.find(','), rest.size());
+          if (comma > 0) options.curve.allowed_client_public_keys.emplace_back(rest.substr(0, comma));
+          rest.remove_prefix(std::min(comma + 1, rest.size()));
+        }
       }
     group = std::make_unique<detail::GroupCoordinator>(
         detail::GroupCoordinator::Settings{job_id, self, options.group_size, options.group_form_timeout}, log);
@@ -233,6 +249,8 @@ struct Lieutenant::Impl {
     return {{"job_id", job_id},       {"segment", segment_name()}, {"params_ready", params_ready},
             {"ending", ending},       {"workers", ids},            {"controller_pid", self.pid},
             {"group", {{"epoch", group->epoch()}, {"members", group->members()}}},
+            {"remote_endpoint", remote_endpoint},
+            {"param_server", param_server ? param_server->endpoint() : std::string()},
             // Workers may start once the center exists, or once a synchronous group has begun.
             {"workers_may_join", params_ready || group->started()}};
   }
@@ -450,10 +468,11 @@ void Lieutenant::init_control(int port) { init_control(str_cat("tcp://127.0.0.1:
 void Lieutenant::init_control(const std::string& endpoint) {
   if (impl_->socket) throw Error(str_cat("init_control called twice (bound to ", impl_->endpoint, ")"));
   const CurveServerKeys& curve = impl_->options.curve;
-  if (!is_loopback_endpoint(endpoint) && !curve.enabled())
-    throw Error(str_cat("refusing to bind the control endpoint '", endpoint,
-                        "' without CURVE keys: only loopback addresses may be used without encryption "
-                        "(set Lieutenant::Options::curve)"));
+  for (const std::string& e : {endpoint, impl_->options.remote_endpoint})
+    if (!e.empty() && !is_loopback_endpoint(e) && !curve.enabled())
+      throw Error(str_cat("refusing to bind the control endpoint '", e,
+                          "' without CURVE keys: only loopback addresses may be used without encryption "
+                          "(set Lieutenant::Options::curve)"));
   if (impl_->options.reclaim_dead_segments) SharedSegment::reclaim_dead(impl_->log);
   if (curve.enabled() && curve.allowed_client_public_keys.empty())
     throw Error("CURVE is enabled but no worker key is allowed (CurveServerKeys::allowed_client_public_keys)");
@@ -478,11 +497,20 @@ void Lieutenant::init_control(const std::string& endpoint) {
     throw ResourceError(str_cat("cannot bind the control endpoint '", endpoint, "': ", e.what()));
   }
   impl_->endpoint = socket->get(zmq::sockopt::last_endpoint);
+  if (const std::string& remote = impl_->options.remote_endpoint; !remote.empty()) {
+    try {
+      socket->bind(remote);
+    } catch (const zmq::error_t& e) {
+      throw ResourceError(str_cat("cannot bind the remote control endpoint '", remote, "': ", e.what()));
+    }
+    impl_->remote_endpoint = socket->get(zmq::sockopt::last_endpoint);
+  }
   if (auto colon = impl_->endpoint.rfind(':'); colon != std::string::npos)
     impl_->port = std::atoi(impl_->endpoint.c_str() + colon + 1);
   impl_->socket = std::move(socket);
   if (impl_->options.write_job_key_file) impl_->job_key_file.emplace(impl_->endpoint, impl_->job_key);
   impl_->log.info("job ", impl_->job_id, " listening on ", impl_->endpoint,
+                  impl_->remote_endpoint.empty() ? "" : str_cat(" and ", impl_->remote_endpoint, " (CURVE)"),
                   impl_->job_key_file ? str_cat(" (job key in ", impl_->job_key_file->path().string(), ")") : "");
   if (!impl_->options.param_server_endpoint.empty()) {
     ParamServer::Options server;
@@ -493,6 +521,8 @@ void Lieutenant::init_control(const std::string& endpoint) {
     impl_->param_server = std::make_unique<ParamServer>(std::move(server), impl_->log);
   }
 }
+
+const std::string& Lieutenant::remote_endpoint() const { return impl_->remote_endpoint; }
 
 std::string Lieutenant::param_server_endpoint() const {
   return impl_->param_server ? impl_->param_server->endpoint() : std::string();

@@ -14,6 +14,8 @@
 //                                    profilers and language runtimes do
 //   Workers on other hosts (the parameter server):
 //   controller [--bind E]            the control endpoint (default loopback, a free port)
+//   either     [--port P]            as platoon-launch appends it: the loopback port (the
+//                                    worker's --endpoint, when given, wins)
 //              [--param-server E]    serve remote workers' syncs at E
 //              [--server-keys F --allowed-key K]   CURVE: F from CurveKeyPair::save, K a worker's public key
 //   worker     [--transport automatic|shared_memory|tcp] [--rule easgd|asgd]
@@ -41,6 +43,7 @@
 #include <map>
 #include <thread>
 
+#include "platoon/channel/control_client.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/lieutenant.hpp"
 #include "platoon/shm/shared_segment.hpp"
@@ -163,6 +166,8 @@ int run_controller(const std::map<std::string, std::string>& flags) {
                             flags.at("--result"));
   if (flags.contains("--bind"))
     controller.init_control(flags.at("--bind"));
+  else if (flags.contains("--port"))  // as platoon-launch appends it
+    controller.init_control(std::stoi(flags.at("--port")));
   else
     controller.init_control(0);
   const std::string port_file = flags.at("--port-file");
@@ -174,7 +179,8 @@ int run_controller(const std::map<std::string, std::string>& flags) {
 
 int run_worker(const std::map<std::string, std::string>& flags) {
   platoon::Soldier::Options options;
-  options.endpoint = flags.at("--endpoint");
+  options.endpoint = flags.contains("--endpoint") ? flags.at("--endpoint")
+                                                  : platoon::loopback_endpoint(std::stoi(flags.at("--port")));
   options.timeout = std::chrono::seconds(3);
   options.heartbeat_timeout = std::chrono::seconds(1);
   options.lock_timeout = std::chrono::seconds(30);

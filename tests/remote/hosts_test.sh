@@ -13,9 +13,14 @@
 # through shared memory. Exits 77 (skipped, with the reason) where network
 # namespaces cannot be made.
 #
-# usage: hosts_test.sh PLATOON_TEST_JOB
+# Then the same through platoon-launch --remote-workers 1 --address
+# 192.0.2.1 in h1: the remote worker on h2 is started with the command the
+# launcher printed (its remote-worker.sh), and the job must end well.
+#
+# usage: hosts_test.sh PLATOON_TEST_JOB PLATOON_LAUNCH
 set -euo pipefail
 job=$1
+launch=$2
 skip() { echo "skipped: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "network namespaces need root"
 command -v ip >/dev/null || skip "no 'ip' command (iproute2)"
@@ -27,7 +32,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  [ -z "${PLATOON_KEEP_LOGS:-}" ] || cat "$work"/*.log
+  [ -z "${PLATOON_KEEP_LOGS:-}" ] || cat "$work"/launch.log
   ip netns del "$h1" 2>/dev/null || true
   ip netns del "$h2" 2>/dev/null || true
   rm -rf "$work"
@@ -94,21 +99,46 @@ pids=()
 grep -q "syncs over TCP with the center" "$work/worker-1.log" || fail "worker 1 on h2 did not pick TCP"
 grep -q "parameter server listening on tcp://192.0.2.1" "$work/controller.log" || fail "no parameter server on 192.0.2.1"
 
-/usr/bin/python3 - "$work/result.json" "$steps" "$size" <<'PY' || fail "the result does not hold"
+check_result() {  # check_result RESULT_JSON
+  /usr/bin/python3 - "$1" "$steps" "$size" <<'PY' || fail "the result does not hold"
 import json, sys
 result = json.load(open(sys.argv[1]))
 steps, size = int(sys.argv[2]), int(sys.argv[3])
-reports = {r["index"]: r for r in result["reports"]}
-assert sorted(reports) == [0, 1], reports.keys()
-assert reports[0]["remote"] is False and reports[1]["remote"] is True, "transports"
+reports = result["reports"]
+assert len(reports) == 2, f"{len(reports)} reports"
+assert sorted(r["remote"] for r in reports) == [False, True], "one worker through shared memory, one over TCP"
 center = result["center"]
 worst = 0.0
 for j in range(size):
-    total = center[j] + reports[0]["local"][j] + reports[1]["local"][j]
-    expected = 3.0 + steps * sum(0.001 * (i + 1) * (j % 7 + 1) for i in range(2))
+    total = center[j] + sum(r["local"][j] for r in reports)
+    expected = 3.0 + steps * sum(0.001 * (r["index"] + 1) * (j % 7 + 1) for r in reports)
     worst = max(worst, abs(total - expected) / expected)
 assert worst < 1e-4, f"EASGD's sum is off by {worst:.2e}"
 assert any(abs(c - 1.0) > 1e-3 for c in center), "the center never moved"
-print(f"conserved within {worst:.1e}; worker 1 on h2 synced over TCP with CURVE, worker 0 through shared memory")
+print(f"conserved within {worst:.1e}; the worker on h2 synced over TCP with CURVE, the other through shared memory")
 PY
+}
+check_result "$work/result.json"
+
+# The same job through platoon-launch --remote-workers.
+ip netns exec "$h1" "$launch" --workers 1 --remote-workers 1 --address 192.0.2.1 --log-dir "$work/run" \
+  --controller "$job controller --port-file $work/port2 --workers 2 --steps $steps --result $work/result2.json" \
+  --worker "$job worker --index 0 --size $size --tau 3 --alpha 0.4 --chunk 128 --step-ms 2" >"$work/launch.log" 2>&1 &
+launcher=$!
+pids+=("$launcher")
+deadline=$((SECONDS + 60))
+script=""
+until [ -n "$script" ]; do
+  script=$(find "$work/run" -name remote-worker.sh 2>/dev/null | head -n 1)
+  [ "$SECONDS" -lt "$deadline" ] || fail "platoon-launch wrote no remote-worker.sh"
+  kill -0 "$launcher" 2>/dev/null || [ -n "$script" ] || fail "platoon-launch ended before announcing the remote worker"
+  sleep 0.05
+done
+grep -q "this job takes 1 worker(s) on other hosts" "$work/launch.log" || fail "the launcher did not print the command"
+grep -q -- "--endpoint tcp://192.0.2.1:" "$script" || fail "the remote command has no endpoint on 192.0.2.1"
+on_h2 sh "$script" 0 >"$work/remote-0.log" 2>&1 || fail "the remote worker failed"
+wait "$launcher" || fail "platoon-launch failed"
+pids=()
+grep -q "syncs over TCP with the center" "$work/remote-0.log" || fail "the remote worker did not pick TCP"
+check_result "$work/result2.json"
 echo "hosts test: passed"

@@ -138,4 +138,13 @@ void LineSplitter::finish() {
   partial_.clear();
 }
 
+std::string shell_quote(std::string_view word) {
+  const bool safe = !word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                           "0123456789_-+=/.,:@%") == std::string_view::npos;
+  if (safe) return std::string(word);
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 }  // namespace platoon::launch

@@ -37,6 +37,10 @@ std::vector<std::string> with_port(std::vector<std::string> argv, int port);
 /// the time to the second, then an optional fraction and 'Z' or an offset.
 bool starts_with_timestamp(std::string_view line);
 
+/// `word` quoted for a POSIX shell: as it is when it holds only safe
+/// characters, else in single quotes. split_command() reads it back.
+std::string shell_quote(std::string_view word);
+
 /// `line` with a timestamp: as it is when it starts with one, else
 /// platoon::utc_timestamp() + " " + line.
 std::string stamped(std::string_view line);

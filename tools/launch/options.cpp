@@ -28,6 +28,13 @@ new id. Workers also get PLATOON_CONTROLLER_PROCESS=<pid>:<start ticks>, so
 that one started as the job ends does not wait for a controller that is gone,
 and PLATOON_JOB_KEY, the key the controller wrote to this user's key folder
 (only processes holding it may join the job).
+With --remote-workers N --address A, the controller also listens on A for
+workers on other hosts (control and parameter server, CURVE on both), with
+keys the launcher writes to <run>/server.keys and <run>/worker.keys; every
+local worker gets PLATOON_CURVE_SERVER_PUBLIC_KEY and PLATOON_CURVE_CLIENT_KEYS.
+Once the center exists, the launcher prints the command that starts a remote
+worker (also in <run>/remote-worker.sh): copy worker.keys to that host and
+run it there. The job waits for them as the controller decides.
 Each process's output goes to <run>/<name>.log
 (controller.log, worker-0.log, ...) and to stdout prefixed with its name; the
 launcher's own messages go to <run>/launch.log. Lines without a timestamp get
@@ -85,6 +92,14 @@ Options parse_options(int argc, char** argv) {
       ->type_name("CMD");
   app.add_option("--worker", worker, "every worker's command line")->required()->type_name("CMD");
   app.add_option("--workers", o.workers, "number of workers")->check(CLI::Range(1, 10000));
+  app.add_option("--remote-workers", o.remote_workers,
+                 "workers you start on other hosts by hand: the controller also listens on --address with CURVE "
+                 "(keys in the run folder), and the launcher prints the exact command for them")
+      ->check(CLI::Range(0, 10000));
+  app.add_option("--address", o.address,
+                 "this host's address as the other hosts reach it (needed with --remote-workers), e.g. 192.0.2.1")
+      ->check(non_empty("address"))
+      ->type_name("ADDR");
   app.add_option("--port", o.port,
                  "control port (default: a free loopback port). A literal {port} in an argument is replaced by "
                  "it; if no argument has {port}, \"--port P\" is appended")
@@ -126,6 +141,11 @@ Options parse_options(int argc, char** argv) {
   o.worker = split("--worker", worker);
   if (o.controller.empty()) throw UsageError("--controller names no program");
   if (o.worker.empty()) throw UsageError("--worker names no program");
+  if (o.remote_workers > 0 && o.address.empty())
+    throw UsageError("--remote-workers needs --address: this host's address as the other hosts reach it");
+  if (o.remote_workers == 0 && !o.address.empty()) throw UsageError("--address is only used with --remote-workers");
+  if (o.address.find_first_of(":/ *") != std::string::npos)
+    throw UsageError(str_cat("--address '", o.address, "' must be a host name or an IPv4 address, without a port"));
   o.start_timeout = to_milliseconds(start_timeout);
   o.params_timeout = to_milliseconds(params_timeout);
   o.end_grace = to_milliseconds(end_grace);

@@ -19,6 +19,12 @@ struct Options {
   std::vector<std::string> controller;
   std::vector<std::string> worker;
   int workers = 1;
+  /// Workers the user starts on other hosts by hand (--remote-workers): the
+  /// launcher prints their command line once the center exists.
+  int remote_workers = 0;
+  /// This host's address as the other hosts reach it (--address), required
+  /// with remote workers: the controller listens there with CURVE.
+  std::string address;
   int port = 0;  // 0: find a free one
   std::string experiment;
   std::string log_dir;

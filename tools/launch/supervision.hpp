@@ -7,6 +7,8 @@
 #include <sys/signalfd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <regex>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -19,6 +21,7 @@
 #include "platoon/channel/control_client.hpp"
 #include "platoon/channel/job_key.hpp"
 #include "platoon/channel/protocol.hpp"
+#include "platoon/channel/security.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/json_number.hpp"
 #include "platoon/common/log.hpp"
@@ -150,6 +153,30 @@ class Launcher {
                str_cat("PLATOON_WORKER_NAME=", w.name)};
     }
 
+    // Workers on other hosts: the controller also listens on --address,
+    // with CURVE, and every worker (local ones too: one socket serves both
+    // endpoints) holds the worker key.
+    CurveClientKeys launcher_keys;
+    if (options_.remote_workers > 0) {
+      try {
+        const CurveKeyPair server = CurveKeyPair::generate(), worker = CurveKeyPair::generate();
+        server.save(run_dir_ / "server.keys");
+        worker.save(run_dir_ / "worker.keys");
+        launcher_keys = CurveClientKeys{server.public_key, worker};
+      } catch (const Error& e) {
+        log_.error("cannot make the CURVE keys for --remote-workers: ", e.what());
+        return finish(kExitUsage);
+      }
+      const std::string any_port = str_cat("tcp://", options_.address, ":*");
+      controller_.env.insert(controller_.env.end(),
+                             {str_cat("PLATOON_REMOTE_ENDPOINT=", any_port), str_cat("PLATOON_PARAM_SERVER=", any_port),
+                              str_cat("PLATOON_CURVE_SERVER_KEYS=", (run_dir_ / "server.keys").string()),
+                              str_cat("PLATOON_CURVE_ALLOWED_KEYS=", launcher_keys.client.public_key)});
+      for (Member& w : workers_)
+        w.env.insert(w.env.end(), {str_cat("PLATOON_CURVE_SERVER_PUBLIC_KEY=", launcher_keys.server_public_key),
+                                   str_cat("PLATOON_CURVE_CLIENT_KEYS=", (run_dir_ / "worker.keys").string())});
+    }
+
     // 1. The controller, until it answers. A port that is already taken
     // belongs to someone else: its controller would answer in ours' stead.
     if (const std::string holder = port_holder(port_); !holder.empty()) {
@@ -162,7 +189,7 @@ class Launcher {
     // that is gone: its Soldier watches this process while it registers.
     const std::string controller_process = ProcessId::of(controller_.child.pid()).to_string();
     for (Member& w : workers_) w.env.push_back(str_cat("PLATOON_CONTROLLER_PROCESS=", controller_process));
-    client_.emplace(endpoint, kStatusTryTimeout);
+    client_.emplace(endpoint, kStatusTryTimeout, launcher_keys);
     const auto start_deadline = Clock::now() + options_.start_timeout;
     nlohmann::json status;
     while (true) {
@@ -188,6 +215,7 @@ class Launcher {
     // endpoint; without it they look for the file themselves.
     try {
       const std::string key = read_job_key(endpoint);
+      job_key_ = key;
       for (Member& w : workers_) w.env.push_back(str_cat("PLATOON_JOB_KEY=", key));
     } catch (const ResourceError& e) {
       log_.warn("the workers get no job key from the launcher: ", e.what());
@@ -223,6 +251,7 @@ class Launcher {
       log_.info(status.value("params_ready", false) ? "central parameters are ready" : "worker 0 is in its group");
     for (std::size_t i = 1; i < workers_.size(); ++i)
       if (!start(workers_[i])) return finish(kExitUsage);
+    if (options_.remote_workers > 0) announce_remote_workers(status, launcher_keys);
 
     // 4. Until the job ends.
     std::optional<Clock::time_point> workers_done_deadline;
@@ -258,6 +287,36 @@ class Launcher {
   static std::string seconds_text(std::chrono::milliseconds d) {
     if (d.count() % 1000 == 0) return str_cat(d.count() / 1000, " s");
     return str_cat(static_cast<double>(d.count()) / 1000.0, " s");
+  }
+
+  /// Prints (and writes to <run>/remote-worker.sh) the command that starts
+  /// a worker on another host: the worker's command line with the remote
+  /// control endpoint, and the keys in its environment.
+  void announce_remote_workers(const nlohmann::json& status, const CurveClientKeys& keys) {
+    const std::string remote = status.value("remote_endpoint", "");
+    if (remote.empty()) {
+      log_.error("the controller does not listen for remote workers (it set Lieutenant::Options itself, or is "
+                 "not a platoon controller): no command to print for --remote-workers");
+      return;
+    }
+    const fs::path key_file = run_dir_ / "worker.keys";
+    std::string command = str_cat("PLATOON_JOB_KEY=", job_key_, " PLATOON_CURVE_SERVER_PUBLIC_KEY=",
+                                  shell_quote(keys.server_public_key), " PLATOON_CURVE_CLIENT_KEYS=",
+                                  shell_quote(key_file.string()), " PLATOON_WORKER_NAME=remote-$1");
+    for (const std::string& word : options_.worker) command += " " + shell_quote(word);
+    command += " --endpoint " + shell_quote(remote);
+    const fs::path script = run_dir_ / "remote-worker.sh";
+    {
+      std::ofstream out(script);
+      out << "#!/bin/sh\n# Starts worker number $1 (default 0) of this job on another host. It needs "
+          << key_file.string() << " there, at the same path, mode 0600.\nset -- \"${1:-0}\"\nexec env " << command
+          << "\n";
+    }
+    fs::permissions(script, fs::perms::owner_all, fs::perm_options::replace);
+    log_.info("this job takes ", options_.remote_workers, " worker(s) on other hosts: copy ", key_file.string(),
+              " (mode 0600) to each at the same path, then run there ", script.string(), " <n>, that is:\n  ",
+              std::regex_replace(command, std::regex("\\$1"), "0"), "\n(parameter server ",
+              status.value("param_server", ""), ")");
   }
 
   /// Starts `m`; on failure logs why and returns false.
@@ -577,6 +636,7 @@ class Launcher {
   Member controller_;
   std::vector<Member> workers_;
   std::optional<ControlClient> client_;  // asks the controller for platoon-status
+  std::string job_key_;                  // what the workers register with
   std::vector<std::unique_ptr<Pipe>> retired_pipes_;
   std::vector<Pipe*> retired_;
   Phase phase_ = Phase::starting;

@@ -256,6 +256,15 @@ Soldier::Soldier(Options options) {
         throw Error(str_cat("PLATOON_CONTROLLER_PROCESS=", from_launcher, " is not 'pid' or 'pid:start_ticks'"));
       options.controller_process = *controller;
     }
+  if (!options.curve.enabled())
+    if (const char* server_key = std::getenv("PLATOON_CURVE_SERVER_PUBLIC_KEY")) {
+      const char* key_file = std::getenv("PLATOON_CURVE_CLIENT_KEYS");
+      if (key_file == nullptr)
+        throw Error("PLATOON_CURVE_SERVER_PUBLIC_KEY is set but PLATOON_CURVE_CLIENT_KEYS (this worker's key file) "
+                    "is not");
+      options.curve.server_public_key = server_key;
+      options.curve.client = CurveKeyPair::load(key_file);
+    }
   // The job key: given, from platoon-launch, or from the user's key file.
   std::string key_problem;
   if (options.job_key.empty()) {

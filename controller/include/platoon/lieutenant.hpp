@@ -58,7 +58,10 @@ class Lieutenant {
     std::size_t max_message_bytes = protocol::kDefaultMaxMessageBytes;
     /// A worker silent for this long, or whose process is gone, is lost.
     std::chrono::milliseconds worker_timeout{2000};
-    /// Required to bind to anything but loopback.
+    /// Required to bind to anything but loopback. Empty: the key pair in the
+    /// file $PLATOON_CURVE_SERVER_KEYS (CurveKeyPair::save's format) and the
+    /// worker keys in $PLATOON_CURVE_ALLOWED_KEYS (comma-separated), when
+    /// platoon-launch --remote-workers sets them, or none.
     CurveServerKeys curve;
     /// The key a worker must show to register (2·kJobKeyBytes lowercase hex
     /// digits, see job_key.hpp). Empty: a fresh random one.
@@ -95,9 +98,16 @@ class Lieutenant {
     /// Where to serve workers on other hosts (ParamServer), e.g.
     /// "tcp://192.0.2.1:5570"; started by init_control(). Workers learn it
     /// at registration. Anything but loopback requires `curve`, and the same
-    /// worker keys are allowed in. Empty: no parameter server, every worker
-    /// syncs through shared memory.
+    /// worker keys are allowed in. Empty: $PLATOON_PARAM_SERVER, which
+    /// platoon-launch --remote-workers sets, or no parameter server (every
+    /// worker syncs through shared memory).
     std::string param_server_endpoint;
+    /// A second control endpoint, for workers on other hosts, e.g.
+    /// "tcp://192.0.2.1:5568", bound by init_control() beside the first (the
+    /// local workers keep using that one). Off loopback it requires `curve`.
+    /// Empty: $PLATOON_REMOTE_ENDPOINT, which platoon-launch --remote-workers
+    /// sets, or none.
+    std::string remote_endpoint;
     /// Threads of the parameter server.
     std::size_t param_server_threads = 2;
   };
@@ -121,6 +131,9 @@ class Lieutenant {
   [[nodiscard]] int port() const;
   /// The parameter server's endpoint as bound, or empty when there is none.
   [[nodiscard]] std::string param_server_endpoint() const;
+  /// The second control endpoint as bound (Options::remote_endpoint), or
+  /// empty. platoon-status reports both.
+  [[nodiscard]] const std::string& remote_endpoint() const;
   /// This job's id; the shared segment is named after it.
   [[nodiscard]] const std::string& job_id() const;
   /// The key workers must show to register: a secret, keep it so.

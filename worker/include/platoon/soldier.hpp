@@ -59,7 +59,10 @@ class Soldier {
     std::chrono::milliseconds lock_timeout{std::chrono::seconds(60)};
     /// Bound on waiting for the first worker to create the center.
     std::chrono::milliseconds params_timeout{std::chrono::seconds(120)};
-    /// Keys, when the controller requires CURVE.
+    /// Keys, when the controller requires CURVE. Empty: the server key in
+    /// $PLATOON_CURVE_SERVER_PUBLIC_KEY and this worker's key pair in the
+    /// file $PLATOON_CURVE_CLIENT_KEYS, when platoon-launch --remote-workers
+    /// sets them (or the user, on another host), or none.
     CurveClientKeys curve;
     /// The job key to register with (see job_key.hpp). Empty:
     /// $PLATOON_JOB_KEY, which platoon-launch sets, or else the key file that
