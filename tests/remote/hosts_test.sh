@@ -129,7 +129,7 @@ pids+=("$launcher")
 deadline=$((SECONDS + 60))
 script=""
 until [ -n "$script" ]; do
-  script=$(find "$work/run" -name remote-worker.sh 2>/dev/null | head -n 1)
+  script=$(find "$work/run" -name remote-worker.sh 2>/dev/null | head -n 1 || true)
   [ "$SECONDS" -lt "$deadline" ] || fail "platoon-launch wrote no remote-worker.sh"
   kill -0 "$launcher" 2>/dev/null || [ -n "$script" ] || fail "platoon-launch ended before announcing the remote worker"
   sleep 0.05
