@@ -63,12 +63,8 @@ CenterEvaluator::CenterEvaluator(Soldier& soldier, std::unique_ptr<Model> scratc
 }
 
 void CenterEvaluator::copy_center() {
-  auto guard = soldier_.lock();
-  const auto center = soldier_.central_values();
-  if (center.size() != scratch_->num_params())
-    throw LayoutError(str_cat("the center holds ", center.size(), " values, the scratch model ", scratch_->name(),
-                              " has ", scratch_->num_params()));
-  std::copy(center.begin(), center.end(), scratch_->params().begin());
+  // Chunk by chunk, each under its lock: in shared memory and over TCP alike.
+  soldier_.read_center(scratch_->params());
 }
 
 double CenterEvaluator::accuracy(const IdxImages& images, std::span<const std::uint8_t> labels,

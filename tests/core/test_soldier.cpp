@@ -222,3 +222,46 @@ TEST_CASE("a sync thread count out of range is refused with the range, before an
   options.sync_threads = static_cast<std::size_t>(-1);  // what "--sync-threads -1" became
   CHECK_THROWS_WITH_AS(Soldier{options}, doctest::Contains("must be in 1..256"), platoon::Error);
 }
+
+TEST_CASE("read_center gives the center through shared memory and over TCP; lock() is for shared memory only") {
+  platoon::Lieutenant::Options options = platoon::testing::test_controller_options();
+  options.param_server_endpoint = "tcp://127.0.0.1:*";
+  StopController controller(options);
+  ServedController served(controller);
+  CHECK(controller.param_server_endpoint().starts_with("tcp://127.0.0.1:"));
+  std::vector<float> a(3000), b(3000, 0.0f), seen_shm(3000), seen_tcp(3000);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i);
+  Soldier::Options first_options = options_for(served);
+  first_options.chunk_elements = 1024;  // 3 chunks, the last one short
+  Soldier first(first_options);
+  first.init_shared_params({{"w", a.data(), {3000}}}, std::make_unique<platoon::EASGD>(0.5f));
+  CHECK_FALSE(first.remote());
+  Soldier::Options tcp_options = options_for(served);
+  tcp_options.transport = Soldier::Options::Transport::tcp;
+  Soldier remote(tcp_options);
+  remote.init_shared_params({{"w", b.data(), {3000}}}, std::make_unique<platoon::EASGD>(0.5f));
+  CHECK(remote.remote());
+  CHECK(b == a);  // a joining worker starts from the center, over TCP too
+
+  std::fill(b.begin(), b.end(), 10.0f);
+  remote.sync_params();
+  first.read_center(seen_shm);
+  remote.read_center(seen_tcp);
+  CHECK(seen_shm == seen_tcp);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const float d = 0.5f * (10.0f - static_cast<float>(i));
+    CHECK(seen_tcp[i] == static_cast<float>(i) + d);
+    CHECK(b[i] == 10.0f - d);
+  }
+  std::vector<float> wrong(2999);
+  CHECK_THROWS_AS(remote.read_center(wrong), platoon::Error);
+  try {
+    (void)remote.lock();
+    FAIL("lock() over TCP");
+  } catch (const platoon::Error& e) {
+    CHECK(std::string(e.what()).find("syncs over TCP") != std::string::npos);
+  }
+  CHECK_THROWS_AS((void)remote.central_values(), platoon::Error);
+  remote.close();
+  first.close();
+}

@@ -14,6 +14,7 @@ namespace platoon::testing {
 class EndOnRequestController : public Lieutenant {
  public:
   EndOnRequestController() : Lieutenant(test_controller_options()) {}
+  explicit EndOnRequestController(Lieutenant::Options options) : Lieutenant(std::move(options)) {}
 
  protected:
   nlohmann::json handle_control(const nlohmann::json& req, const WorkerInfo&, const nlohmann::json&) override {

@@ -429,6 +429,27 @@ std::span<float> Soldier::central_values() const {
   return impl_->segment->values();
 }
 
+void Soldier::read_center(std::span<float> out) {
+  impl_->require_shared("read_center");
+  const std::size_t total = impl_->pieces_by_chunk.empty() || impl_->pieces_by_chunk.back().empty()
+                                ? 0
+                                : impl_->pieces_by_chunk.back().back().offset + impl_->pieces_by_chunk.back().back().size;
+  if (out.size() != total)
+    throw Error(str_cat("read_center: the buffer holds ", out.size(), " values, the center ", total));
+  if (impl_->remote) {
+    const std::size_t chunk = impl_->remote->chunk_elements();
+    impl_->remote->pull([&](std::size_t c, std::span<const float> center) {
+      std::copy(center.begin(), center.end(), out.begin() + static_cast<std::ptrdiff_t>(c * chunk));
+    });
+    return;
+  }
+  for (std::size_t c = 0; c < impl_->segment->num_chunks(); ++c) {
+    SegmentLock held = impl_->segment->lock_chunk(c, impl_->options.lock_timeout, impl_->log);
+    const std::span<float> values = impl_->segment->chunk(c);
+    std::copy(values.begin(), values.end(), out.begin() + static_cast<std::ptrdiff_t>(c * impl_->segment->chunk_elements()));
+  }
+}
+
 void Soldier::copy_center_to_local() {
   impl_->require_shared("copy_center_to_local");
   if (impl_->remote) {
