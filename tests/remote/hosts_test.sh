@@ -60,6 +60,19 @@ fail() {
   for log in "$work"/*.log; do echo "---- $log"; cat "$log"; done
   exit 1
 }
+# bounded_wait SECONDS PID...: waits for each in turn; fails naming it when
+# one is still running after SECONDS in all, or ends with an error.
+bounded_wait() {
+  local deadline=$((SECONDS + $1)) pid
+  shift
+  for pid in "$@"; do
+    while kill -0 "$pid" 2>/dev/null; do
+      [ "$SECONDS" -lt "$deadline" ] || fail "process $pid ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null | cut -c1-80)) still runs after the bound"
+      sleep 0.05
+    done
+    wait "$pid" || fail "process $pid failed"
+  done
+}
 wait_for() {  # wait_for FILE PATTERN SECONDS
   local deadline=$((SECONDS + $3))
   until grep -q "$2" "$1" 2>/dev/null; do
@@ -93,8 +106,7 @@ grep -q "cannot open shared-memory segment 'platoon-" "$work/worker-shm.log" || 
 on_h2 "$job" worker --index 1 "${worker_args[@]}" --step-ms 1 >"$work/worker-1.log" 2>&1 &
 pids+=($!)
 
-for pid in "${pids[@]:1}"; do wait "$pid" || fail "a worker failed"; done
-wait "${pids[0]}" || fail "the controller failed"
+bounded_wait 60 "${pids[2]}" "${pids[1]}" "${pids[0]}"  # worker 1 on h2, worker 0, the controller
 pids=()
 grep -q "syncs over TCP with the center" "$work/worker-1.log" || fail "worker 1 on h2 did not pick TCP"
 grep -q "parameter server listening on tcp://192.0.2.1" "$work/controller.log" || fail "no parameter server on 192.0.2.1"
@@ -136,8 +148,9 @@ until [ -n "$script" ]; do
 done
 grep -q "this job takes 1 worker(s) on other hosts" "$work/launch.log" || fail "the launcher did not print the command"
 grep -q -- "--endpoint tcp://192.0.2.1:" "$script" || fail "the remote command has no endpoint on 192.0.2.1"
-on_h2 sh "$script" 0 >"$work/remote-0.log" 2>&1 || fail "the remote worker failed"
-wait "$launcher" || fail "platoon-launch failed"
+on_h2 sh "$script" 0 >"$work/remote-0.log" 2>&1 &
+pids+=($!)
+bounded_wait 60 "${pids[1]}" "$launcher"  # the remote worker, then the launcher
 pids=()
 grep -q "syncs over TCP with the center" "$work/remote-0.log" || fail "the remote worker did not pick TCP"
 check_result "$work/result2.json"
