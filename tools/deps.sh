@@ -6,6 +6,7 @@ PLATOON_PACKAGES=(
   libzmq3-dev cppzmq-dev nlohmann-json3-dev libboost-dev doctest-dev
   libeigen3-dev zlib1g-dev dataset-fashion-mnist
   libopenmpi-dev openmpi-bin libcli11-dev
+  iproute2 util-linux   # the remote-host tests: ip netns, unshare
 )
 
 platoon_missing_packages() {
