@@ -7,6 +7,7 @@ PLATOON_PACKAGES=(
   libeigen3-dev zlib1g-dev dataset-fashion-mnist
   libopenmpi-dev openmpi-bin libcli11-dev
   iproute2 util-linux   # the remote-host tests: ip netns, unshare
+  python3-dev pybind11-dev python3-numpy python3-pytest   # the Python module and its tests
 )
 
 platoon_missing_packages() {

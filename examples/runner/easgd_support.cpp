@@ -64,7 +64,11 @@ CenterEvaluator::CenterEvaluator(Soldier& soldier, std::unique_ptr<Model> scratc
 
 void CenterEvaluator::copy_center() {
   // Chunk by chunk, each under its lock: in shared memory and over TCP alike.
-  soldier_.read_center(scratch_->params());
+  try {
+    soldier_.read_center(scratch_->params());
+  } catch (const LayoutError& e) {
+    throw LayoutError(str_cat(e.what(), ": the scratch model ", scratch_->name(), " does not fit the center"));
+  }
 }
 
 double CenterEvaluator::accuracy(const IdxImages& images, std::span<const std::uint8_t> labels,

@@ -254,7 +254,7 @@ TEST_CASE("read_center gives the center through shared memory and over TCP; lock
     CHECK(b[i] == 10.0f - d);
   }
   std::vector<float> wrong(2999);
-  CHECK_THROWS_AS(remote.read_center(wrong), platoon::Error);
+  CHECK_THROWS_AS(remote.read_center(wrong), platoon::LayoutError);
   try {
     (void)remote.lock();
     FAIL("lock() over TCP");

@@ -435,7 +435,7 @@ void Soldier::read_center(std::span<float> out) {
                                 ? 0
                                 : impl_->pieces_by_chunk.back().back().offset + impl_->pieces_by_chunk.back().back().size;
   if (out.size() != total)
-    throw Error(str_cat("read_center: the buffer holds ", out.size(), " values, the center ", total));
+    throw LayoutError(str_cat("read_center: the buffer holds ", out.size(), " values, the center ", total));
   if (impl_->remote) {
     const std::size_t chunk = impl_->remote->chunk_elements();
     impl_->remote->pull([&](std::size_t c, std::span<const float> center) {

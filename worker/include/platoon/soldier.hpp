@@ -173,7 +173,7 @@ class Soldier {
   /// Shared memory only, as lock().
   [[nodiscard]] std::span<float> central_values() const;
   /// Copies every central value, in layout order, into `out` (as long as
-  /// the layout: else Error), chunk by chunk, each chunk under its lock: in
+  /// the layout: else LayoutError), chunk by chunk, each chunk under its lock: in
   /// shared memory or over TCP alike (to evaluate the center, say). For the
   /// whole center at one instant, hold lock() (shared memory only).
   void read_center(std::span<float> out);

@@ -148,6 +148,8 @@ class WeightedAverage final : public SyncRule {
  public:
   /// Throws platoon::Error unless alpha and beta are finite and >= 0.
   WeightedAverage(float alpha, float beta);
+  [[nodiscard]] float alpha() const { return alpha_; }
+  [[nodiscard]] float beta() const { return beta_; }
   [[nodiscard]] std::string describe() const override;
   void apply(std::span<float> local, std::span<float> central, std::size_t offset) override;
   /// The worker sends its values, the server averages them in and answers
