@@ -181,8 +181,9 @@ class PyLieutenant : public Lieutenant {
 };
 
 Lieutenant::Options lieutenant_options(const py::kwargs& kw) {
+  // handle_signals stays on, as in C++: SIGINT (Ctrl-C) and SIGTERM end
+  // serve() cleanly, read through a signalfd on the serving thread.
   Lieutenant::Options o;
-  o.handle_signals = false;  // Python owns the process's signals; stop() ends serve()
   for (auto item : kw) {
     const std::string key = item.first.cast<std::string>();
     const py::handle v = item.second;
