@@ -460,3 +460,31 @@ TEST_CASE("a parameter server off loopback needs CURVE; with it, only allowed ke
   CHECK_THROWS_AS(RemoteCenter(no_curve, layout_of(local)), platoon::TimeoutError);
   CHECK(served.center()[0] == served.initial[0] + 1.0f);
 }
+
+TEST_CASE("a center whose chunks exceed the server's frame limit is refused at hello, naming both sizes") {
+  platoon::Logger log{"test-server"};
+  const std::string name = platoon::testing::unique_name("platoon-test-remote-big");
+  std::vector<float> values(kSize, 1.0f);
+  SharedSegment segment = SharedSegment::create(name, "test-job", layout_of(values), platoon::ProcessId::self(), kSize);
+  segment.mark_ready();
+  ParamServer::Options options;
+  options.endpoint = "tcp://127.0.0.1:*";
+  options.segment_name = name;
+  options.max_frame_bytes = 1024;  // the chunk has 4000 bytes
+  ParamServer server(options, log);
+  server.admit(kWorker, std::string(32, 'a'));
+  RemoteCenter::Options client;
+  client.endpoint = server.endpoint();
+  client.worker_id = kWorker;
+  client.token = std::string(32, 'a');
+  client.timeout = 5000ms;
+  try {
+    RemoteCenter remote(client, layout_of(values));
+    FAIL("a chunk over the frame limit was accepted");
+  } catch (const platoon::ErrorReply& e) {
+    CHECK(e.kind() == "bad-request");
+    CHECK(std::string(e.what()).find("4000 bytes") != std::string::npos);
+    CHECK(std::string(e.what()).find("1024") != std::string::npos);
+  }
+  SharedSegment::remove(name);
+}

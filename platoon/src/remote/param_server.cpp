@@ -21,6 +21,9 @@ namespace platoon {
 
 namespace {
 
+// Frames queued per socket of the server: 16 workers' windows of 4.
+constexpr int kQueuedFrames = 64;
+
 // A refusal: the reply's status and the reason sent with it.
 struct Refusal {
   wire::Status status;
@@ -107,6 +110,10 @@ struct ParamServer::Impl {
         } catch (const LayoutError& e) {
           throw Refusal{wire::Status::layout_mismatch, e.what()};
         }
+        if (const std::size_t bytes = s->chunk_elements() * sizeof(float); bytes > options.max_frame_bytes)
+          throw Refusal{wire::Status::bad_request,
+                        str_cat("the center's chunks have ", bytes, " bytes, over this server's frame limit of ",
+                                options.max_frame_bytes, " (ParamServer::Options::max_frame_bytes)")};
         const std::string info = nlohmann::json{{"chunk_elements", s->chunk_elements()},
                                                 {"num_chunks", s->num_chunks()},
                                                 {"total_size", s->layout().total_size()}}
@@ -243,9 +250,12 @@ ParamServer::ParamServer(Options options, const Logger& log) : impl_(std::make_u
   m.frontend = std::make_unique<zmq::socket_t>(m.context, zmq::socket_type::router);
   m.frontend->set(zmq::sockopt::linger, 0);
   m.frontend->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(m.options.max_frame_bytes));
-  // Deep queues: a worker's window of chunks may be in flight at once.
-  m.frontend->set(zmq::sockopt::rcvhwm, 10000);
-  m.frontend->set(zmq::sockopt::sndhwm, 10000);
+  // Queues hold every worker's window of chunks, and no more: frames are
+  // received before their token is checked, so what one peer can make the
+  // server hold is bounded by these and max_frame_bytes (past them, TCP
+  // pushes back).
+  m.frontend->set(zmq::sockopt::rcvhwm, kQueuedFrames);
+  m.frontend->set(zmq::sockopt::sndhwm, kQueuedFrames);
   if (curve.enabled()) {
     m.frontend->set(zmq::sockopt::zap_domain, "platoon");
     m.frontend->set(zmq::sockopt::curve_server, 1);
@@ -262,6 +272,8 @@ ParamServer::ParamServer(Options options, const Logger& log) : impl_(std::make_u
   m.control_endpoint = "inproc://param-server-control-" + tag;
   m.backend = std::make_unique<zmq::socket_t>(m.context, zmq::socket_type::dealer);
   m.backend->set(zmq::sockopt::linger, 0);
+  m.backend->set(zmq::sockopt::rcvhwm, kQueuedFrames);
+  m.backend->set(zmq::sockopt::sndhwm, kQueuedFrames);
   m.backend->bind(m.backend_endpoint);
   m.control = std::make_unique<zmq::socket_t>(m.context, zmq::socket_type::pair);
   m.control->bind(m.control_endpoint);

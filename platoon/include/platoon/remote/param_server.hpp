@@ -48,8 +48,10 @@ class ParamServer {
     /// Bound on waiting for a chunk's lock; past it the reply is "busy".
     std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
     /// Frames larger than this are refused as they arrive (the connection is
-    /// dropped). Must hold one chunk: 4 bytes per element.
-    std::size_t max_frame_bytes = std::size_t{64} << 20;
+    /// dropped). Must hold one chunk: 4 bytes per element (the default
+    /// holds 4 of the default chunks; the server logs an error when the
+    /// center's chunks do not fit).
+    std::size_t max_frame_bytes = std::size_t{16} << 20;
   };
 
   /// Binds and starts serving. Throws Error for a non-loopback endpoint
