@@ -600,6 +600,8 @@ void Lieutenant::serve() {
     }
     if (const auto now = std::chrono::steady_clock::now(); now >= next_check) {
       if (const ProcessId& launcher = impl_->options.launcher_process; launcher.pid != 0 && !launcher.alive()) {
+        // Nobody reads our stderr any more, even if the pipe is not closed yet.
+        impl_->log.stream_gone();
         impl_->log.error("the launcher of this job (pid ", launcher.pid, ") is gone: stopping as on SIGTERM");
         break;
       }

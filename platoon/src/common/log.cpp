@@ -31,9 +31,11 @@ void Logger::write(std::string_view message) const {
   line += "] ";
   line += message;
   line += '\n';
-  const bool written = std::fwrite(line.data(), 1, line.size(), out_) == line.size() && std::fflush(out_) == 0;
-  if (written) return;
-  std::clearerr(out_);
+  if (!stream_gone_.load()) {
+    const bool written = std::fwrite(line.data(), 1, line.size(), out_) == line.size() && std::fflush(out_) == 0;
+    if (written) return;
+    std::clearerr(out_);
+  }
   // The reader of the stream is gone: the process's own log file, if it has one.
   // Opened for each line: this is rare, and safe from any thread.
   const char* fallback = std::getenv("PLATOON_LOG_FILE");

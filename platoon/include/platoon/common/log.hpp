@@ -3,6 +3,7 @@
 //   2026-11-21T23:10:00.123Z [worker 1] synced 10000000 parameters
 #pragma once
 
+#include <atomic>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -23,6 +24,20 @@ namespace platoon {
 class Logger {
  public:
   explicit Logger(std::string tag, std::FILE* out = stderr) : tag_(std::move(tag)), out_(out) {}
+  Logger(const Logger& other) : tag_(other.tag_), out_(other.out_), stream_gone_(other.stream_gone_.load()) {}
+  Logger& operator=(const Logger& other) {
+    tag_ = other.tag_;
+    out_ = other.out_;
+    stream_gone_.store(other.stream_gone_.load());
+    return *this;
+  }
+
+  /// Says that the stream's reader is known to be gone (the launcher that
+  /// read it died), so that every later line goes to $PLATOON_LOG_FILE at
+  /// once. Needed because a dying reader may keep the pipe open a moment
+  /// after it is seen dead (its other threads still hold the descriptor),
+  /// and a line written then would be lost. Thread-safe.
+  void stream_gone() const { stream_gone_.store(true); }
 
   /// Changes the tag (e.g. once a worker has learned its id).
   void set_tag(std::string tag) { tag_ = std::move(tag); }
@@ -51,6 +66,7 @@ class Logger {
 
   std::string tag_;
   std::FILE* out_;
+  mutable std::atomic<bool> stream_gone_{false};
 };
 
 /// The current time as "2026-11-21T23:10:00.123Z".
