@@ -427,6 +427,20 @@ PYBIND11_MODULE(_platoon, m) {
             return py::array_t<float>({static_cast<py::ssize_t>(values.size())}, {sizeof(float)}, values.data(), self);
           },
           "The central values as a float32 numpy view (shared memory only); hold lock() while using it.")
+      .def(
+          "_time_syncs",
+          [](Soldier& s, int n) {
+            // The benchmark's reference: the same call, made from C++.
+            std::vector<double> seconds;
+            py::gil_scoped_release unlocked;
+            for (int i = 0; i < n; ++i) {
+              const auto t0 = std::chrono::steady_clock::now();
+              s.sync_params();
+              seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            return seconds;
+          },
+          py::arg("n"), "Times n sync_params() calls made from C++ (for platoon's benchmark).")
       .def("rule", &Soldier::rule, py::return_value_policy::reference_internal)
       .def_property_readonly("worker_id", &Soldier::worker_id)
       .def_property_readonly("job_id", &Soldier::job_id)
