@@ -106,6 +106,12 @@ std::vector<Record> bench_allreduce(const Settings& settings, const std::vector<
 std::vector<Record> bench_sync(const Settings& settings, const std::vector<std::string>& figures);
 /// rate_limited_share.
 Record bench_rate_limited(const Settings& settings);
+/// A rate-limited figure: `soldier` trains 2 ms minibatches and syncs under
+/// RateLimited(0.1); the share of time it spent syncing, against the share
+/// with a sync after every minibatch. `setting` describes the sync, for the
+/// notes.
+Record rate_limited_record(const Settings& settings, Soldier& soldier, const std::string& figure,
+                           const std::string& setting);
 /// control_p50, control_p99, control_p50_ipc, control_rps_1w, control_rps_8w.
 std::vector<Record> bench_control(const Settings& settings, const std::vector<std::string>& figures);
 /// remote_sync_*, remote_rps_4w, remote_rate_limited_share: workers syncing

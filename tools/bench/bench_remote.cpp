@@ -26,7 +26,6 @@
 #include "platoon/channel/security.hpp"
 #include "platoon/common/error.hpp"
 #include "platoon/common/log.hpp"
-#include "platoon/sync/sync_policy.hpp"
 
 namespace platoon::bench {
 
@@ -249,41 +248,14 @@ class SlowLinkRule final : public SyncRule {
 
 Record remote_rate_limited(const Settings& settings) {
   using namespace std::chrono_literals;
-  const double maximum_rate = 0.1;
-  const auto compute = 2ms, slow = 5ms;
-  const auto duration = settings.quick ? 500ms : 3000ms;
   RemoteJob job(4096, SharedSegment::kDefaultChunkElements, false);
   std::vector<float> params(4096, 2.0f);
   Soldier remote(job.remote_options());
-  remote.init_shared_params({{"w", params.data(), {params.size()}}}, std::make_unique<SlowLinkRule>(0.5f, slow));
-  RateLimited policy(maximum_rate);
-  std::chrono::nanoseconds computing{0};
-  const auto start = Clock::now();
-  while (Clock::now() - start < duration) {
-    const auto c0 = Clock::now();
-    busy_wait(compute);
-    computing += Clock::now() - c0;
-    policy.maybe_sync([&] { remote.sync_params(); });
-  }
-  const double wall_ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-  const bool over_tcp = remote.remote();
+  remote.init_shared_params({{"w", params.data(), {params.size()}}}, std::make_unique<SlowLinkRule>(0.5f, 5ms));
+  if (!remote.remote()) throw Error("remote_rate_limited_share: the worker does not sync over TCP");
+  Record rec = rate_limited_record(settings, remote, "remote_rate_limited_share",
+                                   " over TCP with a link 5 ms slower per sync");
   remote.close();
-  if (!over_tcp) throw Error("remote_rate_limited_share: the worker did not sync over TCP");
-  const double syncing_ns = double(policy.time_syncing().count());
-  const double mean_sync_ns = syncing_ns / double(policy.syncs());
-  const double mean_compute_ns = double(computing.count()) / double(policy.minibatches());
-  Record rec;
-  rec.figure = "remote_rate_limited_share";
-  rec.value = syncing_ns / wall_ns;
-  rec.reference = mean_sync_ns / (mean_sync_ns + mean_compute_ns);
-  rec.ratio = rec.value;
-  rec.unit = "share";
-  rec.better = str_cat("<= ", maximum_rate);
-  rec.extra = {{"maximum_rate", maximum_rate}, {"syncs", policy.syncs()}, {"minibatches", policy.minibatches()},
-               {"mean_sync_ms", mean_sync_ns / 1e6}};
-  rec.detail = str_cat("RateLimited(", maximum_rate, ") over TCP with a link 5 ms slower per sync: ", policy.syncs(),
-                       " syncs of ", mean_sync_ns / 1e6, " ms in ", policy.minibatches(),
-                       " minibatches; reference = share with a sync after every minibatch");
   return rec;
 }
 

@@ -235,19 +235,13 @@ std::vector<Record> bench_sync(const Settings& settings, const std::vector<std::
   return records;
 }
 
-Record bench_rate_limited(const Settings& settings) {
+Record rate_limited_record(const Settings& settings, Soldier& soldier, const std::string& figure,
+                          const std::string& setting) {
   using namespace std::chrono_literals;
   const double maximum_rate = 0.1;
-  const auto compute = 2ms, slow = 5ms;
+  const auto compute = 2ms;
   const auto duration = settings.quick ? 500ms : 3000ms;
-
-  BenchController controller;
-  ServedController served(controller);
-  std::vector<float> params(4096, 1.0f);
-  Soldier soldier(soldier_options(served.endpoint()));
-  soldier.init_shared_params({{"w", params.data(), {params.size()}}}, std::make_unique<SlowRule>(0.5f, slow));
   RateLimited policy(maximum_rate);
-
   std::chrono::nanoseconds computing{0};
   const auto start = Clock::now();
   while (Clock::now() - start < duration) {
@@ -257,13 +251,12 @@ Record bench_rate_limited(const Settings& settings) {
     policy.maybe_sync([&] { soldier.sync_params(); });
   }
   const double wall_ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-  soldier.close();
 
   const double syncing_ns = double(policy.time_syncing().count());
   const double mean_sync_ns = syncing_ns / double(policy.syncs());
   const double mean_compute_ns = double(computing.count()) / double(policy.minibatches());
   Record rec;
-  rec.figure = "rate_limited_share";
+  rec.figure = figure;
   rec.value = syncing_ns / wall_ns;
   rec.reference = mean_sync_ns / (mean_sync_ns + mean_compute_ns);  // every_n = 1: a sync after each minibatch
   rec.ratio = rec.value;
@@ -272,9 +265,21 @@ Record bench_rate_limited(const Settings& settings) {
   rec.extra = {
       {"maximum_rate", maximum_rate},       {"minibatches", policy.minibatches()},      {"syncs", policy.syncs()},
       {"mean_sync_ms", mean_sync_ns / 1e6}, {"mean_compute_ms", mean_compute_ns / 1e6}, {"wall_s", wall_ns / 1e9}};
-  rec.detail = str_cat("RateLimited(", maximum_rate, "): ", policy.syncs(), " syncs of ", mean_sync_ns / 1e6, " ms in ",
-                       policy.minibatches(), " minibatches of ", mean_compute_ns / 1e6,
+  rec.detail = str_cat("RateLimited(", maximum_rate, ")", setting, ": ", policy.syncs(), " syncs of ",
+                       mean_sync_ns / 1e6, " ms in ", policy.minibatches(), " minibatches of ", mean_compute_ns / 1e6,
                        " ms; reference = share with a sync after every minibatch");
+  return rec;
+}
+
+Record bench_rate_limited(const Settings& settings) {
+  using namespace std::chrono_literals;
+  BenchController controller;
+  ServedController served(controller);
+  std::vector<float> params(4096, 1.0f);
+  Soldier soldier(soldier_options(served.endpoint()));
+  soldier.init_shared_params({{"w", params.data(), {params.size()}}}, std::make_unique<SlowRule>(0.5f, 5ms));
+  Record rec = rate_limited_record(settings, soldier, "rate_limited_share", "");
+  soldier.close();
   return rec;
 }
 

@@ -51,6 +51,7 @@ struct Soldier::Impl {
   std::unique_ptr<RemoteCenter> remote;  // instead of `segment`, for a worker that syncs over TCP
   std::string announced_param_server;    // from the registration reply, when the controller runs one
   std::vector<std::vector<Piece>> pieces_by_chunk;
+  std::size_t total_size = 0;  // elements of the flat vector, once init_shared_params() ran
   detail::TaskPool pool;
   std::unique_ptr<detail::WorkerGroup> group;  // after init_group()
 
@@ -392,6 +393,7 @@ void Soldier::init_shared_params(std::vector<ParamView> params, std::unique_ptr<
   else
     impl_->cut_into_pieces(impl_->segment->chunk_elements(), impl_->segment->num_chunks());
   if (!impl_->first) copy_center_to_local();  // a joining worker starts from the job's progress
+  impl_->total_size = layout.total_size();
   impl_->rule->attach(layout.total_size());
   for (const std::vector<Piece>& chunk : impl_->pieces_by_chunk)
     for (const Piece& p : chunk) impl_->rule->init_piece(std::span<const float>(p.local, p.size), p.offset);
@@ -431,9 +433,7 @@ std::span<float> Soldier::central_values() const {
 
 void Soldier::read_center(std::span<float> out) {
   impl_->require_shared("read_center");
-  const std::size_t total = impl_->pieces_by_chunk.empty() || impl_->pieces_by_chunk.back().empty()
-                                ? 0
-                                : impl_->pieces_by_chunk.back().back().offset + impl_->pieces_by_chunk.back().back().size;
+  const std::size_t total = impl_->total_size;
   if (out.size() != total)
     throw LayoutError(str_cat("read_center: the buffer holds ", out.size(), " values, the center ", total));
   if (impl_->remote) {
