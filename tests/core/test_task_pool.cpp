@@ -60,3 +60,19 @@ TEST_CASE("a pool runs every task once, over its threads") {
   pool.run(100, [&](std::size_t i) { sum += static_cast<int>(i); });
   CHECK(sum == 4950);
 }
+
+TEST_CASE("back-to-back batches: a helper that wakes after its batch ended takes no part in the next") {
+  // Batches of two tasks finish before every helper has woken; a helper
+  // that wakes late must not read the next batch's task or count while the
+  // caller writes them (ThreadSanitizer saw exactly that), nor run a task
+  // of a batch that is over.
+  TaskPool pool(4);
+  std::atomic<long> sum{0};
+  long expected = 0;
+  for (int batch = 0; batch < 20000; ++batch) {
+    const long base = batch;
+    pool.run(2, [&, base](std::size_t i) { sum += base + static_cast<long>(i); });
+    expected += 2 * base + 1;
+  }
+  CHECK(sum == expected);
+}

@@ -43,16 +43,16 @@ void TaskPool::stop_helpers() noexcept {
     if (t.joinable()) t.join();
 }
 
-void TaskPool::work() {
+void TaskPool::work(const std::function<void(std::size_t)>& task, std::size_t count) {
   while (true) {
     const std::size_t i = next_.fetch_add(1);
-    if (i >= count_) return;
+    if (i >= count) return;
     try {
-      (*task_)(i);
+      task(i);
     } catch (...) {
       std::lock_guard lock(mutex_);
       if (!error_) error_ = std::current_exception();
-      next_.store(count_);  // skip what is left
+      next_.store(count);  // skip what is left
     }
   }
 }
@@ -60,14 +60,23 @@ void TaskPool::work() {
 void TaskPool::helper_loop() {
   std::size_t seen = 0;
   while (true) {
+    const std::function<void(std::size_t)>* task = nullptr;
+    std::size_t count = 0;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
       if (stopping_) return;
       seen = generation_;
+      // A helper that wakes after its batch ended (task_ is null again)
+      // takes no part: the caller may be writing the next batch already.
+      // One that joins is counted busy, so the caller cannot end the batch
+      // (and reuse task_ and count_) before this helper is done with them.
+      if (task_ == nullptr) continue;
+      task = task_;
+      count = count_;
       ++busy_helpers_;
     }
-    work();
+    work(*task, count);
     {
       std::lock_guard lock(mutex_);
       --busy_helpers_;
@@ -90,11 +99,11 @@ void TaskPool::run(std::size_t count, const std::function<void(std::size_t)>& ta
     ++generation_;
   }
   wake_.notify_all();
-  work();
+  work(task, count);
   std::exception_ptr error;
   {
-    // Helpers that woke up for this batch finish it; ones that did not wake
-    // in time find no task left (next_ >= count_) and return at once.
+    // Helpers that joined this batch finish it; ones that wake later find
+    // task_ null and sit it out.
     std::unique_lock lock(mutex_);
     finished_.wait(lock, [&] { return busy_helpers_ == 0; });
     error = error_;

@@ -39,7 +39,8 @@ class TaskPool {
   void run(std::size_t count, const std::function<void(std::size_t)>& task);
 
  private:
-  void work();      // runs tasks of the current batch until none is left
+  // Runs tasks of the current batch until none is left.
+  void work(const std::function<void(std::size_t)>& task, std::size_t count);
   void helper_loop();
 
   void stop_helpers() noexcept;
