@@ -8,6 +8,7 @@ PLATOON_PACKAGES=(
   libopenmpi-dev openmpi-bin libcli11-dev
   iproute2 util-linux   # the remote-host tests: ip netns, unshare
   python3-dev pybind11-dev python3-numpy python3-pytest   # the Python module and its tests
+  python3-matplotlib python3-torch   # platoon-plot; the PyTorch example
 )
 
 platoon_missing_packages() {

@@ -35,6 +35,7 @@
 #include "platoon/soldier.hpp"
 #include "platoon/sync/update_rules.hpp"
 #include "program.hpp"
+#include "progress.hpp"
 #include "sync_data.hpp"
 
 namespace {
@@ -83,6 +84,8 @@ int easgd_main(int argc, char** argv) {
   // Loop: ask the controller what to do; report the minibatches trained
   // with the next request. Throughput counts everything but validations:
   // training, syncs and requests, so that it shows what platoon costs.
+  // Progress lines (samples/s, time syncing) go to the log for platoon-plot.
+  ProgressLog progress(soldier.log(), flags.progress_every);
   long minibatches = 0, unreported = 0;
   double valid_seconds = 0;
   const auto started = Clock::now();
@@ -93,10 +96,13 @@ int easgd_main(int argc, char** argv) {
     if (action == "stop") break;
 
     if (action == "valid") {
-      // Validate: the center on the validation images.
+      // Validate: the center on the validation images, then this worker's
+      // own model, for the log.
       const auto v0 = Clock::now();
       const double accuracy = center.accuracy(data.set.train_images, data.set.train_labels, data.valid);
       soldier.send_req({{"valid_error", 1.0 - accuracy}});
+      soldier.log().info(local_validation_line(
+          accuracy_on(*model, data.set.train_images, data.set.train_labels, data.valid)));
       valid_seconds += std::chrono::duration<double>(Clock::now() - v0).count();
       continue;
     }
@@ -106,8 +112,9 @@ int easgd_main(int argc, char** argv) {
     const long k = json_integer<long>(what.at("minibatches"));
     for (long i = 0; i < k; ++i) {
       stream.step();
-      if (++minibatches % flags.sync_every == 0) soldier.sync_params();
+      if (++minibatches % flags.sync_every == 0) progress.time_sync([&] { soldier.sync_params(); });
     }
+    progress.trained(k, k * flags.batch);
     unreported = k;
   }
   const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count() - valid_seconds;
@@ -154,6 +161,7 @@ int sync_main(int argc, char** argv) {
   // Loop: rank 0 asks the controller for the whole group; every rank gets
   // the same answer.
   Batch batch;
+  ProgressLog progress(soldier.log(), flags.progress_every);
   long done = 0, samples = 0, steps = 0;
   bool job_over = false;
   const auto started = Clock::now();
@@ -199,7 +207,7 @@ int sync_main(int argc, char** argv) {
       // every rank. A lost peer: the group goes on in a new epoch and redoes
       // this step from rank 0's state.
       try {
-        soldier.all_reduce(grad, ReduceOp::sum);
+        progress.time_sync([&] { soldier.all_reduce(grad, ReduceOp::sum); });
       } catch (const PeerLostError& e) {
         soldier.log().warn("step ", step, ": ", e.what());
         job_over = !soldier.regroup();
@@ -213,6 +221,7 @@ int sync_main(int argc, char** argv) {
       ++done;
       ++steps;
       samples += batch.size();
+      progress.trained(1, static_cast<long>(batch.size()));
     }
   }
   const double train_seconds =

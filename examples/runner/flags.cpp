@@ -97,6 +97,11 @@ void add_schedule(CLI::App& app, ScheduleOptions& s, const std::string& who) {
       ->check(number_in(0, 1));
 }
 
+void add_progress_every(CLI::App& app, double& seconds) {
+  app.add_option("--progress-every", seconds, "seconds between progress lines in the log (0: none)")
+      ->check(number_in(0, kMaxSeconds, true));
+}
+
 // A seed of 0 or more: CLI11 would read "-1" into an unsigned as 2^64 - 1.
 void add_seed(CLI::App& app, std::uint64_t& seed, const std::string& what) {
   app.add_option_function<std::int64_t>(
@@ -149,6 +154,7 @@ WorkerFlags parse_worker_flags(int argc, char** argv, const WorkerDefaults& defa
       ->check(CLI::Range(0L, kMaxCount));
   app.add_option("--sync-threads", sync_threads, "threads per sync, this one included")
       ->check(CLI::Range(1, kMaxSyncThreads));
+  add_progress_every(app, f.progress_every);
   app.add_flag("--standalone", f.standalone, "train alone, no controller, with the schedule flags below");
   add_schedule(app, f.schedule, "(--standalone)");
   parse(app, argc, argv);
@@ -223,6 +229,7 @@ SyncFlags parse_sync_flags(int argc, char** argv, const SyncDefaults& defaults) 
   app.add_option("--train-limit", train_limit, "train on the first N samples only (0: the whole training set)")
       ->check(CLI::Range(0L, kMaxCount));
   app.add_option("--hidden", f.hidden, "hidden units (0: the model's default)")->check(CLI::Range(0, 65536));
+  add_progress_every(app, f.progress_every);
   std::string test_on = "best";
   app.add_option("--test-on", test_on,
                  "which parameters the test set measures: best (those of the best validation) or final")

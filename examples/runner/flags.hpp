@@ -55,6 +55,7 @@ struct WorkerFlags {
   double clip_norm = 0;       ///< --clip-norm (0: none)
   std::size_t train_limit = 0;   ///< --train-limit (0: the whole training set)
   std::size_t sync_threads = 1;  ///< --sync-threads (1..kMaxSyncThreads)
+  double progress_every = 5;  ///< --progress-every: seconds between progress lines (0: none)
   bool standalone = false;    ///< --standalone: train alone, no controller
   ScheduleOptions schedule;   ///< --max-minibatches ... (--standalone only)
 };
@@ -92,6 +93,7 @@ struct SyncFlags {
   std::uint64_t seed = 1;         ///< --seed: model and minibatch order, the same on every worker
   std::size_t train_limit = 0;    ///< --train-limit (0: the whole training set)
   int hidden = 0;                 ///< --hidden (0: the model's default)
+  double progress_every = 5;      ///< --progress-every: seconds between progress lines (0: none)
   /// --test-on: true ("best", the default) tests the parameters of the best
   /// validation, as early stopping picks them; false ("final") the last ones.
   bool test_best = true;
