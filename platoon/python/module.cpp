@@ -14,8 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "platoon/collective/collective.hpp"
 #include "platoon/common/error.hpp"
+#include "platoon/common/params.hpp"
 #include "platoon/lieutenant.hpp"
+#include "platoon/shm/shared_segment.hpp"
 #include "platoon/soldier.hpp"
 #include "platoon/sync/sync_policy.hpp"
 #include "platoon/sync/sync_rules.hpp"
@@ -68,12 +71,12 @@ py::object to_python(const json& value) {
     case json::value_t::array: {
       py::list out;
       for (const json& item : value) out.append(to_python(item));
-      return std::move(out);
+      return out;
     }
     case json::value_t::object: {
       py::dict out;
       for (const auto& [key, item] : value.items()) out[py::str(key)] = to_python(item);
-      return std::move(out);
+      return out;
     }
     default: return py::none();
   }
@@ -101,6 +104,28 @@ ParamView param_of(const std::string& name, const py::handle& object) {
   if (shape.empty()) shape.push_back(1);
   return ParamView{name, static_cast<float*>(array.mutable_data()), shape};
 }
+
+// The memory of a float32 array that platoon writes into (read_center,
+// all_reduce): C-contiguous and writeable, never a converted copy, which
+// would take the result and drop it.
+std::span<float> writeable_floats(const py::handle& object, const char* what) {
+  if (!py::isinstance<py::array>(object))
+    throw Error(str_cat(what, " needs a numpy float32 array, not a ", type_name(object)));
+  py::array array = py::reinterpret_borrow<py::array>(object);
+  if (!array.dtype().is(py::dtype::of<float>()))
+    throw Error(str_cat(what, " needs a float32 array, not ", py::str(array.dtype()).cast<std::string>(),
+                        ": the result would go into a converted copy"));
+  if (!(array.flags() & py::array::c_style)) throw Error(str_cat(what, " needs a C-contiguous array"));
+  if (!array.writeable()) throw Error(str_cat(what, " needs a writeable array"));
+  return {static_cast<float*>(array.mutable_data()), static_cast<std::size_t>(array.size())};
+}
+
+// What a synchronous worker shares with its group, and the arrays behind
+// it, kept alive as long as this object (which the Soldier keeps).
+struct PyGroupState {
+  Soldier::GroupState state;
+  py::list arrays;
+};
 
 // The named arrays of a dict (in its order) or of a list of (name, array).
 std::vector<std::pair<std::string, py::object>> named_arrays(const py::object& params) {
@@ -217,6 +242,8 @@ Soldier::Options soldier_options(const py::kwargs& kw) {
     else if (key == "connect_timeout") o.connect_timeout = seconds(v.cast<double>());
     else if (key == "lock_timeout") o.lock_timeout = seconds(v.cast<double>());
     else if (key == "params_timeout") o.params_timeout = seconds(v.cast<double>());
+    else if (key == "collective_timeout") o.collective_timeout = seconds(v.cast<double>());
+    else if (key == "group_timeout") o.group_timeout = seconds(v.cast<double>());
     else if (key == "job_key") o.job_key = v.cast<std::string>();
     else if (key == "chunk_elements") o.chunk_elements = v.cast<std::size_t>();
     else if (key == "sync_threads") o.sync_threads = v.cast<std::size_t>();
@@ -358,6 +385,45 @@ PYBIND11_MODULE(_platoon, m) {
       .def_property_readonly("param_server_endpoint", &Lieutenant::param_server_endpoint)
       .def("workers", &Lieutenant::workers);
 
+  // ---- Synchronous groups ----
+  py::enum_<ReduceOp>(m, "ReduceOp", "How all_reduce combines the ranks' values.")
+      .value("sum", ReduceOp::sum)
+      .value("mean", ReduceOp::mean);
+  py::class_<GroupPosition>(m, "GroupPosition", "Where a worker stands in its group.")
+      .def_readonly("epoch", &GroupPosition::epoch)
+      .def_readonly("rank", &GroupPosition::rank)
+      .def_readonly("size", &GroupPosition::size)
+      .def("__repr__", [](const GroupPosition& p) {
+        return str_cat("<platoon.GroupPosition epoch ", p.epoch, " rank ", p.rank, " of ", p.size, ">");
+      });
+  py::class_<PyGroupState>(m, "GroupState",
+                           "What a synchronous worker shares with its group: parameters, optimizer state, progress.")
+      .def(py::init([](const py::object& params, const py::object& state, const py::object& progress) {
+             auto group = std::make_unique<PyGroupState>();
+             for (const auto& [name, array] : named_arrays(params)) {
+               group->state.params.push_back(param_of(name, array));
+               group->arrays.append(array);
+             }
+             std::size_t i = 0;
+             for (py::handle array : state) {
+               group->state.state.push_back(writeable_floats(array, str_cat("GroupState state[", i++, "]").c_str()));
+               group->arrays.append(array);
+             }
+             group->state.progress = to_json(progress);
+             if (!group->state.progress.is_object()) throw Error("GroupState's progress is a dict, e.g. {\"step\": 0}");
+             return group;
+           }),
+           py::arg("params"), py::arg("state") = py::list(), py::arg("progress") = py::dict())
+      .def_property(
+          "progress", [](const PyGroupState& g) { return to_python(g.state.progress); },
+          [](PyGroupState& g, const py::object& value) {
+            json progress = to_json(value);
+            if (!progress.is_object()) throw Error("GroupState's progress is a dict, e.g. {\"step\": 0}");
+            g.state.progress = std::move(progress);
+          },
+          "Where training stands (a copy: assign a whole dict to change it); rank 0's replaces the others' when a "
+          "group forms.");
+
   // ---- Soldier ----
   py::class_<CenterGuard>(m, "CenterLock", "Every chunk lock of the center, until released.")
       .def("__enter__", [](CenterGuard& g) -> CenterGuard& { return g; }, py::return_value_policy::reference)
@@ -391,23 +457,22 @@ PYBIND11_MODULE(_platoon, m) {
             py::list kept;
             for (const auto& [name, array] : named_arrays(params)) {
               views.push_back(param_of(name, array));
-              kept.append(array);
+              kept.append(py::make_tuple(name, array));
             }
             std::unique_ptr<SyncRule> owned = own_rule(rule);
             {
               py::gil_scoped_release unlocked;
               s.init_shared_params(std::move(views), std::move(owned), cleanup);
             }
-            self.attr("_params") = kept;  // the arrays live as long as the Soldier
+            self.attr("_params") = kept;  // the (name, array) pairs live as long as the Soldier
           },
           py::arg("params"), py::arg("rule"), py::arg("cleanup") = true)
       .def("sync_params", &Soldier::sync_params, py::call_guard<py::gil_scoped_release>())
       .def("copy_center_to_local", &Soldier::copy_center_to_local, py::call_guard<py::gil_scoped_release>())
       .def(
           "read_center",
-          [](Soldier& s, py::array_t<float, py::array::c_style> out) {
-            if (!out.writeable()) throw Error("read_center needs a writeable float32 array");
-            std::span<float> span(out.mutable_data(), static_cast<std::size_t>(out.size()));
+          [](Soldier& s, const py::object& out) {
+            const std::span<float> span = writeable_floats(out, "read_center");
             py::gil_scoped_release unlocked;
             s.read_center(span);
           },
@@ -422,11 +487,77 @@ PYBIND11_MODULE(_platoon, m) {
       .def(
           "central_values",
           [](py::object self) {
-            std::span<float> values = self.cast<Soldier&>().central_values();
-            // A view of the mapping; it keeps the Soldier (and so the mapping) alive.
-            return py::array_t<float>({static_cast<py::ssize_t>(values.size())}, {sizeof(float)}, values.data(), self);
+            Soldier& s = self.cast<Soldier&>();
+            const std::size_t size = s.central_values().size();  // Error before init or over TCP
+            // The view has a mapping of its own, freed with the view: it stays
+            // valid after close(), and after the job removed the segment's name.
+            std::vector<ParamView> views;
+            for (const auto& [name, array] : named_arrays(self.attr("_params"))) views.push_back(param_of(name, array));
+            const Layout layout = Layout::of(views);
+            std::unique_ptr<SharedSegment> mapping;
+            {
+              py::gil_scoped_release unlocked;
+              mapping = std::make_unique<SharedSegment>(
+                  SharedSegment::attach(s.segment_name(), layout, std::chrono::seconds(10)));
+            }
+            float* data = mapping->values().data();
+            py::capsule owner(mapping.release(), [](void* p) { delete static_cast<SharedSegment*>(p); });
+            return py::array_t<float>({static_cast<py::ssize_t>(size)}, {sizeof(float)}, data, owner);
           },
-          "The central values as a float32 numpy view (shared memory only); hold lock() while using it.")
+          "The central values as a float32 numpy view (shared memory only), with a mapping of its own that lives "
+          "as long as the view; hold lock() while using it.")
+      .def(
+          "init_group",
+          [](const py::object& self, PyGroupState& group) {
+            Soldier& s = self.cast<Soldier&>();
+            bool joined = false;
+            {
+              py::gil_scoped_release unlocked;
+              joined = s.init_group(group.state);
+            }
+            return joined;
+          },
+          py::arg("group"), py::keep_alive<1, 2>(),
+          "Joins the synchronous group; takes rank 0's parameters, state and progress. False: the job is ending.")
+      .def("regroup", &Soldier::regroup, py::call_guard<py::gil_scoped_release>(),
+           "After PeerLostError: joins the next epoch, with rank 0's state. False: the job is ending.")
+      .def(
+          "gradients",
+          [](py::object self) {
+            const std::span<float> g = self.cast<Soldier&>().gradients();
+            // A view of this worker's group slot; it keeps the Soldier alive,
+            // and close() refuses while it lives (close() unmaps the slot).
+            py::array_t<float> view({static_cast<py::ssize_t>(g.size())}, {sizeof(float)}, g.data(), self);
+            if (!py::hasattr(self, "_gradient_views")) self.attr("_gradient_views") = py::list();
+            self.attr("_gradient_views").cast<py::list>().append(py::module_::import("weakref").attr("ref")(view));
+            return view;
+          },
+          "The flat gradient buffer in shared memory, as a float32 numpy view that all_reduce reduces in place.")
+      .def(
+          "all_reduce",
+          [](Soldier& s, const py::object& data, ReduceOp op) {
+            const std::span<float> span = writeable_floats(data, "all_reduce");
+            py::gil_scoped_release unlocked;
+            s.all_reduce(span, op);
+          },
+          py::arg("data"), py::arg("op") = ReduceOp::mean,
+          "Combines a float32 array over the group in place, the same bits on every rank. PeerLostError when a "
+          "peer dies or stalls.")
+      .def(
+          "send_req_collective",
+          [](Soldier& s, const py::object& req, const py::object& req_info) {
+            const json r = to_json(req), info = to_json(req_info);
+            json reply;
+            {
+              py::gil_scoped_release unlocked;
+              reply = s.send_req_collective(r, info);
+            }
+            return to_python(reply);
+          },
+          py::arg("req"), py::arg("req_info") = py::none(),
+          "A control request for the whole group (rank 0 asks); every rank gets the same reply. None: the job "
+          "ended while regrouping.")
+      .def_property_readonly("group_position", &Soldier::group_position)
       .def(
           "_time_syncs",
           [](Soldier& s, int n) {
@@ -447,5 +578,16 @@ PYBIND11_MODULE(_platoon, m) {
       .def_property_readonly("first", &Soldier::first)
       .def_property_readonly("remote", &Soldier::remote)
       .def_property_readonly("controller_lost", &Soldier::controller_lost)
-      .def("close", &Soldier::close, py::call_guard<py::gil_scoped_release>());
+      .def(
+          "close",
+          [](py::object self) {
+            if (py::hasattr(self, "_gradient_views"))
+              for (py::handle ref : self.attr("_gradient_views").cast<py::list>())
+                if (!ref().is_none())
+                  throw Error("close() would unmap the gradients, and a numpy view of gradients() (or a slice of "
+                              "one) is still alive: del it first");
+            py::gil_scoped_release unlocked;
+            self.cast<Soldier&>().close();
+          },
+          "Leaves the job (idempotent). Views of central_values() stay valid; views of gradients() must be gone.");
 }

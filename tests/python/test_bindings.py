@@ -92,6 +92,8 @@ def test_shared_params_are_zero_copy_and_easgd_syncs_them(served):
     assert first.rule().alpha == 1.0
     second.close()
     first.close()
+    # The view has a mapping of its own: it outlives close().
+    assert center[3] == 42.0 and center.sum() == pytest.approx(42.0 + 19 * 2.5)
 
 
 def test_bad_arrays_and_bad_values_are_named(served):
@@ -107,6 +109,64 @@ def test_bad_arrays_and_bad_values_are_named(served):
     with pytest.raises(platoon.Error, match="cannot be sent as JSON"):
         s.send_req(object())
     s.close()
+
+
+def test_arrays_platoon_writes_into_are_never_converted_copies(served):
+    s = served.soldier()
+    s.init_shared_params({"w": np.ones(4, np.float32)}, platoon.EASGD(0.5))
+    with pytest.raises(platoon.Error, match="float32"):
+        s.read_center(np.zeros(4))  # float64: the values would go into a copy
+    with pytest.raises(platoon.Error, match="C-contiguous"):
+        s.read_center(np.zeros(8, np.float32)[::2])
+    s.close()
+
+
+def test_a_synchronous_group_of_python_workers():
+    served = Served(EchoController(group_size=2))
+    results, errors = {}, []
+
+    def rank_main(i):
+        try:
+            s = served.soldier(name=f"rank-{i}")
+            w = np.full(6, 10.0 + i, np.float32)
+            moment = np.full(3, float(i), np.float32)
+            group = platoon.GroupState({"w": w}, state=[moment], progress={"step": 5 + i})
+            assert s.init_group(group)
+            position = s.group_position
+            g = s.gradients()
+            assert g.dtype == np.float32 and g.shape == (6,)
+            g[:] = position.rank + 1
+            s.all_reduce(g, platoon.ReduceOp.sum)  # in place, in shared memory
+            reduced = g.copy()  # the collective requests below use the buffer as scratch
+            own = np.array([2.0 * position.rank, 1.0], np.float32)
+            s.all_reduce(own)  # the mean, on any float32 array
+            reply = s.send_req_collective("step", {"rank": position.rank})
+            with pytest.raises(platoon.Error, match="gradients"):
+                s.close()  # a view of the gradients is alive
+            results[position.rank] = dict(w=w.copy(), moment=moment.copy(), progress=group.progress, g=reduced,
+                                          own=own.copy(), reply=reply, size=position.size)
+            del g
+            s.close()
+        except BaseException as e:  # noqa: B902 - reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=rank_main, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    served.close()
+    assert not errors, errors
+    assert sorted(results) == [0, 1]
+    zero, one = results[0], results[1]
+    # Rank 0's parameters, optimizer state and progress reached the other rank.
+    assert (zero["w"] == one["w"]).all() and (zero["moment"] == one["moment"]).all()
+    assert zero["progress"] == one["progress"] and zero["progress"]["step"] in (5, 6)
+    assert (zero["g"] == 3).all() and (one["g"] == 3).all()
+    assert zero["own"].tolist() == one["own"].tolist() == [1.0, 1.0]
+    assert zero["reply"] == one["reply"] and zero["reply"]["echo"] == "step"
+    assert zero["reply"]["info"] == {"rank": 0}  # rank 0 asked, for the group
+    assert zero["size"] == one["size"] == 2
 
 
 def test_a_python_error_in_handle_control_is_the_workers_error_reply(served):

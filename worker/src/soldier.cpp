@@ -529,6 +529,7 @@ SyncRule& Soldier::rule() {
 
 int Soldier::worker_id() const { return impl_->worker_id; }
 const std::string& Soldier::job_id() const { return impl_->job_id; }
+const std::string& Soldier::segment_name() const { return impl_->segment_name; }
 const ProcessId& Soldier::controller() const { return impl_->controller; }
 bool Soldier::first() const { return impl_->first; }
 bool Soldier::controller_lost() const { return impl_->controller_lost.load(); }

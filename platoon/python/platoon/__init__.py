@@ -11,6 +11,11 @@ A worker::
         soldier.sync_params()     # elastic averaging with the center
     soldier.close()
 
+A synchronous worker shares a platoon.GroupState with its group
+(soldier.init_group), fills soldier.gradients() and calls
+soldier.all_reduce(); platoon.torch shares a torch.nn.Module's parameters,
+and platoon.logs writes the log lines platoon-plot reads.
+
 A controller subclasses platoon.Lieutenant and defines handle_control(req,
 worker, req_info). Every error platoon raises derives from platoon.Error.
 """
@@ -23,12 +28,15 @@ from ._platoon import (  # noqa: F401
     ErrorReply,
     EveryN,
     FileError,
+    GroupPosition,
+    GroupState,
     JobOverError,
     LayoutError,
     Lieutenant,
     PeerLostError,
     ProtocolError,
     RateLimited,
+    ReduceOp,
     ResourceError,
     Soldier,
     SyncPolicy,
@@ -39,7 +47,8 @@ from ._platoon import (  # noqa: F401
 )
 
 __all__ = [
-    "ASGD", "CenterLock", "EASGD", "Error", "ErrorReply", "EveryN", "FileError", "JobOverError",
-    "LayoutError", "Lieutenant", "PeerLostError", "ProtocolError", "RateLimited", "ResourceError",
+    "ASGD", "CenterLock", "EASGD", "Error", "ErrorReply", "EveryN", "FileError", "GroupPosition", "GroupState",
+    "JobOverError", "LayoutError", "Lieutenant", "PeerLostError", "ProtocolError", "RateLimited", "ReduceOp",
+    "ResourceError",
     "Soldier", "SyncPolicy", "SyncRule", "TimeoutError", "WeightedAverage", "WorkerInfo",
 ]

@@ -246,6 +246,9 @@ class Soldier {
 
   [[nodiscard]] int worker_id() const;
   [[nodiscard]] const std::string& job_id() const;
+  /// The name of the center's shared-memory segment (as the controller
+  /// announced it; a TCP worker knows it too, without mapping it).
+  [[nodiscard]] const std::string& segment_name() const;
   /// The controller's process (what the job's shared-memory objects name as
   /// their owner).
   [[nodiscard]] const ProcessId& controller() const;
