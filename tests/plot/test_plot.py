@@ -161,3 +161,38 @@ def test_a_live_job_writes_the_lines_the_parser_reads(tmp_path, mode):
             assert w.local_accuracy == []  # the replicas are the center
     if mode == "easgd":
         assert sum(len(w.local_accuracy) for w in run.workers.values()) == len(run.center_accuracy)
+
+
+def test_mangled_log_lines_never_break_the_parser(tmp_path):
+    """Fuzzing, seeded: lines of the recorded run cut, spliced and flipped
+    byte by byte. read_run either reads what parses or raises LogError."""
+    import random
+
+    rng = random.Random(20261204)
+    lines = []
+    for name in sorted(os.listdir(TWO)):
+        with open(os.path.join(TWO, name), encoding="utf-8") as f:
+            lines += f.read().splitlines()
+    for case in range(200):
+        folder = tmp_path / f"case-{case}"
+        folder.mkdir()
+        for name in ("controller.log", "launch.log", "worker-0.log"):
+            mangled = []
+            for _ in range(rng.randint(0, 30)):
+                line = bytearray(rng.choice(lines).encode())
+                for _ in range(rng.randint(0, 4)):
+                    kind = rng.randrange(3)
+                    if kind == 0 and line:
+                        line[rng.randrange(len(line))] = rng.randrange(256)
+                    elif kind == 1:
+                        line = line[:rng.randrange(len(line) + 1)]
+                    else:
+                        line += rng.choice(lines).encode()[rng.randrange(20):]
+                mangled.append(bytes(line))
+            (folder / name).write_bytes(b"\n".join(mangled))
+        try:
+            run = logs.read_run(str(folder))
+        except logs.LogError:
+            continue
+        for t, a in run.center_accuracy:
+            assert isinstance(t, float) and isinstance(a, float)

@@ -102,8 +102,13 @@ def _lines(path: str):
     with open(path, encoding="utf-8", errors="replace") as f:
         for text in f:
             m = LINE.match(text.rstrip("\n"))
-            if m:
-                yield parse_time(m.group(1)), m.group(2) or "", m.group(3)
+            if not m:
+                continue
+            try:
+                when = parse_time(m.group(1))
+            except ValueError:  # shaped like a timestamp, but no date (month 42)
+                continue
+            yield when, m.group(2) or "", m.group(3)
 
 
 def read_run(folder: str) -> Run:

@@ -64,19 +64,38 @@ def check_views(module: torch.nn.Module, views: list[tuple[str, np.ndarray]]) ->
                               "the old tensor (update parameters in place, as optimizers do)")
 
 
-def load_flat(module: torch.nn.Module, flat: np.ndarray) -> None:
+def _tensors(module: torch.nn.Module, buffers: bool) -> list[torch.Tensor]:
+    tensors = list(module.parameters())
+    if buffers:
+        tensors += [b for b in module.buffers() if b.is_floating_point()]
+    return tensors
+
+
+def load_flat(module: torch.nn.Module, flat: np.ndarray, buffers: bool = False) -> None:
     """Copies a flat float32 vector in layout order (Soldier.read_center's)
-    into `module`'s parameters: how a scratch module gets the center."""
+    into `module`'s parameters (and floating-point buffers, with `buffers`,
+    as parameter_views lays them out): how a scratch module gets the center.
+    Raises platoon.LayoutError when the sizes differ."""
+    tensors = _tensors(module, buffers)
+    total = sum(t.numel() for t in tensors)
+    if flat.size != total:
+        raise LayoutError(f"a flat vector of {flat.size} values does not fit {type(module).__name__}, "
+                          f"which has {total}")
+    source = torch.from_numpy(flat)
+    offset = 0
     with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(torch.from_numpy(flat), module.parameters())
+        for t in tensors:
+            t.copy_(source[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
 
 
-def parameter_count(module: torch.nn.Module) -> int:
-    """The number of values in `module`'s parameters: the center's size."""
-    return sum(p.numel() for p in module.parameters())
+def parameter_count(module: torch.nn.Module, buffers: bool = False) -> int:
+    """The number of values parameter_views(module, buffers) shares: the
+    center's size."""
+    return sum(t.numel() for t in _tensors(module, buffers))
 
 
-def flat_buffer(module: torch.nn.Module) -> np.ndarray:
-    """A float32 vector the size of `module`'s parameters, for
+def flat_buffer(module: torch.nn.Module, buffers: bool = False) -> np.ndarray:
+    """A float32 vector the size of parameter_views(module, buffers), for
     Soldier.read_center."""
-    return np.empty(parameter_count(module), np.float32)
+    return np.empty(parameter_count(module, buffers), np.float32)
