@@ -82,6 +82,19 @@ py::object to_python(const json& value) {
   }
 }
 
+// A request and its reply as Python values, sent with the GIL released
+// (send_req, send_req_collective).
+template <class Send>
+py::object json_request(const py::object& req, const py::object& req_info, Send&& send) {
+  const json r = to_json(req), info = to_json(req_info);
+  json reply;
+  {
+    py::gil_scoped_release unlocked;
+    reply = send(r, info);
+  }
+  return to_python(reply);
+}
+
 std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(static_cast<long long>(s * 1000)); }
 
 // ---- Parameters ----
@@ -440,13 +453,7 @@ PYBIND11_MODULE(_platoon, m) {
       .def(
           "send_req",
           [](Soldier& s, const py::object& req, const py::object& req_info) {
-            const json r = to_json(req), info = to_json(req_info);
-            json reply;
-            {
-              py::gil_scoped_release unlocked;
-              reply = s.send_req(r, info);
-            }
-            return to_python(reply);
+            return json_request(req, req_info, [&](const json& r, const json& info) { return s.send_req(r, info); });
           },
           py::arg("req"), py::arg("req_info") = py::none())
       .def(
@@ -546,13 +553,8 @@ PYBIND11_MODULE(_platoon, m) {
       .def(
           "send_req_collective",
           [](Soldier& s, const py::object& req, const py::object& req_info) {
-            const json r = to_json(req), info = to_json(req_info);
-            json reply;
-            {
-              py::gil_scoped_release unlocked;
-              reply = s.send_req_collective(r, info);
-            }
-            return to_python(reply);
+            return json_request(req, req_info,
+                                [&](const json& r, const json& info) { return s.send_req_collective(r, info); });
           },
           py::arg("req"), py::arg("req_info") = py::none(),
           "A control request for the whole group (rank 0 asks); every rank gets the same reply. None: the job "

@@ -1,7 +1,6 @@
 """The PyTorch example (examples/pytorch) as a real job: platoon-launch, a
 Python controller, two PyTorch workers. A short run, so that the example
 does not rot; its accuracy is measured by tools/pytorch-demo (README)."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,18 +9,11 @@ import pytest
 
 pytest.importorskip("torch", reason="the PyTorch example needs Debian's python3-torch")
 
+from platoon import logs  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 EXAMPLE = os.path.join(ROOT, "examples", "pytorch")
-
-
-def load_logs():
-    spec = importlib.util.spec_from_file_location(
-        "platoon_logs", os.path.join(ROOT, "platoon", "python", "platoon", "logs.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["platoon_logs"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_two_pytorch_workers_train_one_center(tmp_path):
@@ -35,7 +27,7 @@ def test_two_pytorch_workers_train_one_center(tmp_path):
         capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    run = load_logs().read_run(str(folder))
+    run = logs.read_run(str(folder))
     assert run.rule == "EASGD"
     assert len(run.center_accuracy) >= 2
     assert run.center_accuracy[-1][1] > 0.6, run.center_accuracy  # it learns
