@@ -196,3 +196,15 @@ def test_mangled_log_lines_never_break_the_parser(tmp_path):
             continue
         for t, a in run.center_accuracy:
             assert isinstance(t, float) and isinstance(a, float)
+
+
+def test_a_number_with_two_points_is_no_number(tmp_path):
+    # "[0-9.]+" matched it, and float() then raised ValueError.
+    (tmp_path / "controller.log").write_text(
+        "2026-12-04T20:53:15.030Z [controller] validation 1: accuracy 0.8.08 (best 0.8708) *  2.2 s  2050 minibatches\n"
+        "2026-12-04T20:53:16.030Z [controller] validation 2: accuracy 0.8794 (best 0.8794) *  3.2 s  4050 minibatches\n")
+    (tmp_path / "worker-0.log").write_text(
+        "2026-12-04T20:53:17.000Z [worker 0 (worker-0)] progress: 10 minibatches  5.9.2 samples/s  sync 0.7%\n")
+    run = logs.read_run(str(tmp_path))
+    assert run.center_accuracy == [(1.0, 0.8794)]
+    assert run.workers["worker-0"].progress == []

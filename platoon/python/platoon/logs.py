@@ -29,12 +29,14 @@ from typing import Optional
 # "2026-12-04T18:07:49.775Z [controller] message"; the tag is optional
 # (a worker's own stdout gets only the timestamp).
 LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (?:\[([^\]]*)\] )?(.*)$")
+# A decimal number as the lines print it: "0.8708", "63877", never "0.8.7".
+_NUM = r"(\d+(?:\.\d+)?)"
 VALIDATION = re.compile(
-    r"^validation (\d+): accuracy ([0-9.]+) \(best ([0-9.]+)\)( \*)?\s+([0-9.]+) s\s+(\d+) minibatches"
+    rf"^validation (\d+): accuracy {_NUM} \(best {_NUM}\)( \*)?\s+{_NUM} s\s+(\d+) minibatches"
     r"(?:\s+\(worker (\d+)\))?$")
-TEST = re.compile(r"^test accuracy ([0-9.]+)")
-PROGRESS = re.compile(r"^progress: (\d+) minibatches  ([0-9.]+) samples/s  sync ([0-9.]+)%$")
-LOCAL_VALIDATION = re.compile(r"^local validation: accuracy ([0-9.]+)$")
+TEST = re.compile(rf"^test accuracy {_NUM}")
+PROGRESS = re.compile(rf"^progress: (\d+) minibatches  {_NUM} samples/s  sync {_NUM}%$")
+LOCAL_VALIDATION = re.compile(rf"^local validation: accuracy {_NUM}$")
 CENTER_RULE = re.compile(r"^(?:created|attached to) the center \S+: .* rule (\w+)")
 GROUP = re.compile(r"^group: ")  # a synchronous worker: "group: <backend and ranks>"
 
