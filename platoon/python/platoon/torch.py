@@ -24,6 +24,15 @@ import torch
 from ._platoon import LayoutError
 
 
+def _named_tensors(module: torch.nn.Module, buffers: bool) -> list[tuple[str, torch.Tensor]]:
+    """The layout: named_parameters(), then, with `buffers`, the
+    floating-point buffers, each in PyTorch's order."""
+    named = list(module.named_parameters())
+    if buffers:
+        named += [(name, b) for name, b in module.named_buffers() if b.is_floating_point()]
+    return named
+
+
 def parameter_views(module: torch.nn.Module, buffers: bool = False) -> list[tuple[str, np.ndarray]]:
     """Named float32 numpy views of `module`'s parameters, in
     named_parameters() order, for Soldier.init_shared_params. With
@@ -31,9 +40,7 @@ def parameter_views(module: torch.nn.Module, buffers: bool = False) -> list[tupl
     follow, also in order. Raises platoon.LayoutError naming the first
     tensor that cannot be shared without a copy: not on the CPU, not
     float32, or not contiguous."""
-    named = list(module.named_parameters())
-    if buffers:
-        named += [(name, b) for name, b in module.named_buffers() if b.is_floating_point()]
+    named = _named_tensors(module, buffers)
     if not named:
         raise LayoutError(f"{type(module).__name__} has no parameters to share")
     views = []
@@ -64,19 +71,12 @@ def check_views(module: torch.nn.Module, views: list[tuple[str, np.ndarray]]) ->
                               "the old tensor (update parameters in place, as optimizers do)")
 
 
-def _tensors(module: torch.nn.Module, buffers: bool) -> list[torch.Tensor]:
-    tensors = list(module.parameters())
-    if buffers:
-        tensors += [b for b in module.buffers() if b.is_floating_point()]
-    return tensors
-
-
 def load_flat(module: torch.nn.Module, flat: np.ndarray, buffers: bool = False) -> None:
     """Copies a flat float32 vector in layout order (Soldier.read_center's)
     into `module`'s parameters (and floating-point buffers, with `buffers`,
     as parameter_views lays them out): how a scratch module gets the center.
     Raises platoon.LayoutError when the sizes differ."""
-    tensors = _tensors(module, buffers)
+    tensors = [t for _, t in _named_tensors(module, buffers)]
     total = sum(t.numel() for t in tensors)
     if flat.size != total:
         raise LayoutError(f"a flat vector of {flat.size} values does not fit {type(module).__name__}, "
@@ -92,7 +92,7 @@ def load_flat(module: torch.nn.Module, flat: np.ndarray, buffers: bool = False) 
 def parameter_count(module: torch.nn.Module, buffers: bool = False) -> int:
     """The number of values parameter_views(module, buffers) shares: the
     center's size."""
-    return sum(t.numel() for t in _tensors(module, buffers))
+    return sum(t.numel() for _, t in _named_tensors(module, buffers))
 
 
 def flat_buffer(module: torch.nn.Module, buffers: bool = False) -> np.ndarray:
