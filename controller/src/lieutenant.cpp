@@ -432,14 +432,7 @@ struct Lieutenant::Impl {
   }
 
   void receive_one() {
-    std::vector<zmq::message_t> parts;
-    while (true) {
-      zmq::message_t part;
-      if (!detail::receive_now(*socket, part)) break;
-      const bool more = part.more();
-      parts.push_back(std::move(part));
-      if (!more) break;
-    }
+    std::vector<zmq::message_t> parts = detail::receive_parts_now(*socket);
     // REQ peers send [routing id][empty][payload]; anything else is dropped,
     // since there is no well-formed way to answer it.
     if (parts.size() != 3 || parts[1].size() != 0) {

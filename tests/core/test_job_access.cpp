@@ -95,7 +95,7 @@ TEST_CASE("a request in a registered worker's name without its token changes not
   Outsider outsider(served.endpoint());
 
   // End the worker, speak for it, beat its heart: without a token, with another one.
-  for (const std::string& req : {"platoon-done", "next", "platoon-heartbeat", "platoon-group-join"}) {
+  for (const char* req : {"platoon-done", "next", "platoon-heartbeat", "platoon-group-join"}) {
     CAPTURE(req);
     const json bare = outsider.ask(platoon::protocol::encode_request(id, req));
     CHECK(error_kind(bare) == "unauthorized");

@@ -28,6 +28,18 @@ bool receive_now(zmq::socket_t& socket, zmq::message_t& message) {
   }
 }
 
+std::vector<zmq::message_t> receive_parts_now(zmq::socket_t& socket) {
+  std::vector<zmq::message_t> parts;
+  for (;;) {
+    zmq::message_t part;
+    if (!receive_now(socket, part)) break;
+    const bool more = part.more();
+    parts.push_back(std::move(part));
+    if (!more) break;
+  }
+  return parts;
+}
+
 bool has_message(zmq::socket_t& socket) {
   for (;;) {
     try {

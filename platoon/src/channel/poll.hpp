@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -21,6 +22,11 @@ int poll_for(zmq::pollitem_t* items, std::size_t count, std::chrono::millisecond
 /// socket.recv(message, dontwait), retried after EINTR. False when nothing
 /// is waiting.
 bool receive_now(zmq::socket_t& socket, zmq::message_t& message);
+
+/// Every part of the multipart message waiting on `socket`, received with
+/// receive_now (ZeroMQ delivers a message whole, so once its first part is
+/// here the rest are too). Empty when nothing is waiting.
+std::vector<zmq::message_t> receive_parts_now(zmq::socket_t& socket);
 
 /// Whether a message waits on `socket` (ZMQ_EVENTS), retried after EINTR.
 bool has_message(zmq::socket_t& socket);

@@ -196,14 +196,7 @@ struct ParamServer::Impl {
     zmq::pollitem_t item{rep.handle(), 0, ZMQ_POLLIN, 0};
     while (!stop.load()) {
       if (detail::poll_for(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
-      std::vector<zmq::message_t> parts;
-      while (true) {
-        zmq::message_t part;
-        if (!detail::receive_now(rep, part)) break;
-        const bool more = part.more();
-        parts.push_back(std::move(part));
-        if (!more) break;
-      }
+      std::vector<zmq::message_t> parts = detail::receive_parts_now(rep);
       if (parts.empty()) continue;
       wire::RequestHeader h;
       zmq::message_t answer;

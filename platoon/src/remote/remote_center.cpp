@@ -83,14 +83,7 @@ struct RemoteCenter::Impl {
     if (detail::poll_for(&item, 1, options.timeout) == 0)
       throw TimeoutError(str_cat("the parameter server at ", options.endpoint, " did not answer ", what, " within ",
                                  options.timeout.count(), " ms"));
-    std::vector<zmq::message_t> parts;
-    while (true) {
-      zmq::message_t part;
-      if (!detail::receive_now(socket, part)) break;
-      const bool more = part.more();
-      parts.push_back(std::move(part));
-      if (!more) break;
-    }
+    std::vector<zmq::message_t> parts = detail::receive_parts_now(socket);
     wire::ReplyHeader h;
     std::string problem;
     if (parts.size() != 3 || parts[0].size() != 0)
