@@ -6,7 +6,7 @@ namespace platoon::examples {
 
 std::string progress_line(long minibatches, double samples_per_second, double sync_share) {
   char line[120];
-  std::snprintf(line, sizeof line, "progress: %ld minibatches  %.0f samples/s  sync %.1f%%", minibatches,
+  std::snprintf(line, sizeof line, "progress: %ld minibatches  %.0f samples/s  sync %.2f%%", minibatches,
                 samples_per_second, 100.0 * sync_share);
   return line;
 }

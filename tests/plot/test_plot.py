@@ -121,7 +121,10 @@ def test_plot_errors_name_the_folder(runs, tmp_path):
 
 def test_python_formatters_write_what_the_parser_reads():
     m = logs.PROGRESS.match(logs.progress_line(1234, 56789.4, 0.0312))
-    assert m and m.groups() == ("1234", "56789", "3.1")
+    assert m and m.groups() == ("1234", "56789", "3.12")
+    # A small model's share of 0.03 % is written as such, not rounded to 0.
+    m = logs.PROGRESS.match(logs.progress_line(10, 5.0, 0.0003))
+    assert m and m.group(3) == "0.03"
     m = logs.LOCAL_VALIDATION.match(logs.local_validation_line(0.91234))
     assert m and m.group(1) == "0.9123"
     m = logs.LINE.match(logs.log_line("worker 3", "hello"))

@@ -43,7 +43,7 @@ GROUP = re.compile(r"^group: ")  # a synchronous worker: "group: <backend and ra
 
 def progress_line(minibatches: int, samples_per_second: float, sync_share: float) -> str:
     """The progress line a worker writes (sync_share in [0, 1])."""
-    return f"progress: {minibatches} minibatches  {samples_per_second:.0f} samples/s  sync {100 * sync_share:.1f}%"
+    return f"progress: {minibatches} minibatches  {samples_per_second:.0f} samples/s  sync {100 * sync_share:.2f}%"
 
 
 def local_validation_line(accuracy: float) -> str:
