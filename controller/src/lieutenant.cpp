@@ -501,7 +501,17 @@ void Lieutenant::init_control(const std::string& endpoint) {
   if (auto colon = impl_->endpoint.rfind(':'); colon != std::string::npos)
     impl_->port = std::atoi(impl_->endpoint.c_str() + colon + 1);
   impl_->socket = std::move(socket);
-  if (impl_->options.write_job_key_file) impl_->job_key_file.emplace(impl_->endpoint, impl_->job_key);
+  if (impl_->options.write_job_key_file) {
+    impl_->job_key_file.emplace(impl_->endpoint, impl_->job_key);
+  } else {
+    // This job holds the endpoint now, so a key file for it is an earlier
+    // job's, left by a controller that was killed: its workers would read
+    // that key and be refused with "wrong job key".
+    const std::filesystem::path stale = job_key_path(impl_->endpoint);
+    std::error_code error;
+    if (std::filesystem::remove(stale, error))
+      impl_->log.warn("removed ", stale.string(), ", the job key of an earlier job at ", impl_->endpoint);
+  }
   impl_->log.info("job ", impl_->job_id, " listening on ", impl_->endpoint,
                   impl_->remote_endpoint.empty() ? "" : str_cat(" and ", impl_->remote_endpoint, " (CURVE)"),
                   impl_->job_key_file ? str_cat(" (job key in ", impl_->job_key_file->path().string(), ")") : "");

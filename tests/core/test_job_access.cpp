@@ -170,6 +170,27 @@ TEST_CASE("a worker with no key anywhere is refused, saying where it looked") {
   CHECK(soldier.send_req("hello")["worker"] == soldier.worker_id());
 }
 
+TEST_CASE("a controller that writes no key file removes an earlier job's left at its endpoint") {
+  // A controller killed with SIGKILL leaves its key file behind; a later job
+  // at the same endpoint without a key file must not let workers read it.
+  platoon::testing::TempDir dir;
+  const std::string endpoint = str_cat("ipc://", (dir.path() / "job.sock").string());
+  const std::filesystem::path stale = platoon::job_key_path(endpoint);
+  {
+    std::ofstream out(stale);
+    out << std::string(64, '2') << "\n";
+  }
+  REQUIRE(::chmod(stale.c_str(), 0600) == 0);
+  REQUIRE(platoon::read_job_key(endpoint) == std::string(64, '2'));
+  auto options = platoon::testing::test_controller_options();
+  options.write_job_key_file = false;
+  RecordingController controller(options);
+  ServedController served(controller, endpoint);
+  CHECK_FALSE(std::filesystem::exists(stale));
+  CHECK_THROWS_WITH_AS(Soldier{soldier_options(served.endpoint())}, doctest::Contains("this worker has no key"),
+                       platoon::ErrorReply);
+}
+
 TEST_CASE("key files that others could read, or that are not files, are refused naming them") {
   platoon::testing::TempDir dir;
   // A key file of the right form but open to the group.

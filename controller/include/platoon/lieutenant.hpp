@@ -69,7 +69,9 @@ class Lieutenant {
     /// Write the job key to this user's key folder when init_control() binds
     /// (job_key_path(endpoint), mode 0600), where the user's workers find it;
     /// the file is removed when serve() returns. Off: hand job_key() to the
-    /// workers yourself (Soldier::Options::job_key, or PLATOON_JOB_KEY).
+    /// workers yourself (Soldier::Options::job_key, or PLATOON_JOB_KEY);
+    /// a key file left at the endpoint by an earlier job that died is then
+    /// removed, so that no worker reads that job's key for this one.
     bool write_job_key_file = true;
     /// Where to save the central parameters (atomically: write, fsync,
     /// rename), every `checkpoint_interval` and at the end of the job. Empty:
